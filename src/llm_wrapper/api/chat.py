@@ -1,0 +1,28 @@
+"""`POST /v1/chat/completions` and `GET /v1/models`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from .responses import json_response
+from starlette.responses import Response
+
+from .deps import CurrentGrant, ServicesDep, read_body
+
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, grant: CurrentGrant, services: ServicesDep) -> Response:
+    raw = await read_body(request, services.settings.max_body_bytes)
+    return await services.gateway.chat(raw, grant, request.state.started)
+
+
+@router.get("/v1/models")
+async def list_models(grant: CurrentGrant, services: ServicesDep) -> Response:
+    data = [
+        {"id": model, "object": "model", "created": 0, "owned_by": provider.key}
+        for model, provider in services.registry.enabled_models()
+    ]
+    return json_response(
+        {"object": "list", "data": data}, headers=services.gateway.headers_for(grant)
+    )

@@ -1,0 +1,92 @@
+"""`create_app(settings)`: the FastAPI application, its routes, error mapping and lifespan."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from .analytics import AnalyticsLog
+from .api import chat, health
+from .config import load_config
+from .errors import GatewayError, InvalidRequest, NotFound, error_response, status_type
+from .gateway import Gateway
+from .providers import ProviderRegistry
+from .services import Services
+from .settings import Settings, load_settings
+from .store import open_store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The provider configuration is read here, so a bad file fails at once."""
+    settings = settings or load_settings()
+    configs = load_config(settings.llm_wrapper_config)
+    registry = ProviderRegistry.from_config(configs, settings.secret)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings)
+        await store.migrate()
+        analytics = AnalyticsLog(settings.llm_wrapper_log_file)
+        gateway = Gateway(registry=registry, store=store, analytics=analytics)
+        app.state.services = Services(settings, registry, store, analytics, gateway)
+        await registry.start()
+        try:
+            yield
+        finally:
+            await registry.close()
+            analytics.close()
+            await store.close()
+
+    app = FastAPI(
+        title="llm-wrapper",
+        summary="An OpenAI-compatible LLM gateway",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.include_router(chat.router)
+    app.include_router(health.router)
+    _install_error_handlers(app)
+    return app
+
+
+def _grant_headers(request: Request) -> dict[str, str]:
+    grant = getattr(request.state, "grant", None)
+    if grant is None:
+        return {}
+    return request.app.state.services.gateway.headers_for(grant)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def gateway_error(request: Request, exc: GatewayError) -> Response:
+        return error_response(exc, _grant_headers(request))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        message = f"Invalid request: {first.get('msg', 'bad input')}" + (f" ({param})" if param else "")
+        return error_response(InvalidRequest(message, param=param), _grant_headers(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            error: GatewayError = NotFound(f"No route for {request.method} {request.url.path}.")
+        else:
+            error = GatewayError(str(exc.detail), status=exc.status_code)
+            error.type = status_type(exc.status_code)
+        return error_response(error, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(GatewayError("Internal error in the gateway."), _grant_headers(request))

@@ -1,0 +1,248 @@
+"""The `llm-wrapper` command: serve, tokens, monitors.
+
+Bad arguments print one line (`llm-wrapper: error: …`) and exit with status 2,
+having written nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .config import ConfigError
+from .errors import ServiceUnavailable
+from .settings import Settings, load_settings
+from .store import Store, open_store
+from .tokens import TokenRecord, format_time, hash_token, new_token, parse_expiry, utc_now
+
+T = TypeVar("T")
+
+
+class BadArgument(click.UsageError):
+    """A value the user gave is wrong; exit 2 with one line."""
+
+
+def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    async def main() -> T:
+        store = open_store(settings)
+        try:
+            await store.migrate()
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """llm-wrapper: an OpenAI-compatible LLM gateway."""
+    ctx.obj = None
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    if ctx.obj is None:
+        ctx.obj = load_settings()
+    return ctx.obj
+
+
+@cli.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=None, help="Port (default $SERVER_PORT or 8080).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Provider configuration (default $LLM_WRAPPER_CONFIG or ./config.json).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int | None, config_path: Path | None, workers: int) -> None:
+    """Start the gateway."""
+    from .server import serve as run_server
+
+    run_server(settings_of(ctx), host=host, port=port, config_path=config_path, workers=workers)
+
+
+# tokens ------------------------------------------------------------------
+
+
+@cli.group()
+def tokens() -> None:
+    """Add, list, delete and import bearer tokens."""
+
+
+def _token_json(record: TokenRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "username": record.username,
+        "expiry": format_time(record.expiry) if record.expiry else None,
+        "expired": record.expired(now),
+        "rate_limit": record.rate_limit,
+        "requests_today": record.requests_today(now),
+        "lifetime_requests": record.lifetime_requests,
+        "last_request_date": record.last_request_date.isoformat() if record.last_request_date else None,
+        "created_at": format_time(record.created_at) if record.created_at else None,
+    }
+
+
+@tokens.command("add")
+@click.option("--username", required=True, help="Who the token is for.")
+@click.option("--expiry", required=True, help="'YYYY-MM-DD HH:MM:SS', read as UTC.")
+@click.option("--rate-limit", "--rate_limit", "rate_limit", required=True, type=int,
+              help="Requests admitted per UTC day.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.pass_context
+def tokens_add(ctx: click.Context, username: str, expiry: str, rate_limit: int, as_json: bool) -> None:
+    """Create a token and print it: the only time it is shown."""
+    username = username.strip()
+    if not username:
+        raise BadArgument("--username must not be empty")
+    if rate_limit < 1:
+        raise BadArgument("--rate-limit must be a positive whole number")
+    try:
+        expires = parse_expiry(expiry)
+    except ValueError as exc:
+        raise BadArgument(f"--expiry: {exc}") from None
+    token = new_token()
+    now = utc_now()
+
+    async def work(store: Store) -> None:
+        await store.add_token(
+            token_hash=hash_token(token), username=username, expiry=expires, rate_limit=rate_limit, now=now
+        )
+
+    run_with_store(settings_of(ctx), work)
+    if as_json:
+        click.echo(json.dumps({
+            "token": token, "id": hash_token(token)[:10], "username": username,
+            "expiry": format_time(expires), "rate_limit": rate_limit,
+        }))
+    else:
+        click.echo(f"Token for {username} (expires {format_time(expires)} UTC, {rate_limit} requests a day):")
+        click.echo(token)
+        click.echo("Keep it now: it is stored only as a hash and cannot be shown again.", err=True)
+
+
+@tokens.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def tokens_list(ctx: click.Context, as_json: bool) -> None:
+    """Every token with its limit and usage (never the secret)."""
+    records = run_with_store(settings_of(ctx), lambda store: store.list_tokens())
+    now = utc_now()
+    rows = [_token_json(r, now) for r in records]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(rows)} token(s)", title_justify="left")
+    for column in ("id", "username", "expiry (UTC)", "status", "today / limit", "lifetime"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["id"], row["username"], row["expiry"] or "never",
+            "[red]expired[/red]" if row["expired"] else "[green]active[/green]",
+            f"{row['requests_today']} / {row['rate_limit']}", str(row["lifetime_requests"]),
+        )
+    Console().print(table)
+
+
+@tokens.command("delete")
+@click.option("--token", "token", default=None, help="The token itself.")
+@click.option("--id", "token_id", default=None, help="The token's id, as `tokens list` shows it.")
+@click.pass_context
+def tokens_delete(ctx: click.Context, token: str | None, token_id: str | None) -> None:
+    """Delete a token; requests with it are refused from then on."""
+    if bool(token) == bool(token_id):
+        raise BadArgument("give exactly one of --token or --id")
+
+    async def work(store: Store) -> str | None:
+        if token:
+            token_hash = hash_token(token.strip())
+        else:
+            matches = [r.token_hash for r in await store.list_tokens() if r.id == token_id]
+            if not matches:
+                return None
+            token_hash = matches[0]
+        record = await store.get_token(token_hash)
+        if record is None or not await store.delete_token(token_hash):
+            return None
+        return record.username
+
+    username = run_with_store(settings_of(ctx), work)
+    if username is None:
+        raise BadArgument("no such token")
+    click.echo(f"Deleted the token of {username}.")
+
+
+@tokens.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.pass_context
+def tokens_import(ctx: click.Context, path: Path) -> None:
+    """Import the original system's auth_tokens.db (plaintext tokens), storing them hashed."""
+    records = read_original_tokens(path)
+
+    async def work(store: Store) -> int:
+        return sum([await store.import_token(record) for record in records])
+
+    added = run_with_store(settings_of(ctx), work)
+    click.echo(f"Imported {added} token(s); {len(records) - added} already present.")
+
+
+def read_original_tokens(path: Path) -> list[TokenRecord]:
+    if not path.is_file():
+        raise BadArgument(f"{path}: no such file")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT * FROM tokens").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise BadArgument(f"{path}: not a token database ({exc})") from None
+    records = []
+    for row in rows:
+        keys = row.keys()
+        try:
+            expiry = parse_expiry(str(row["expiry"])) if row["expiry"] else None
+        except ValueError as exc:
+            raise BadArgument(f"{path}: token of {row['username']}: {exc}") from None
+        last = row["last_request_date"] if "last_request_date" in keys else None
+        records.append(TokenRecord(
+            token_hash=hash_token(str(row["token"])),
+            username=str(row["username"]),
+            expiry=expiry,
+            rate_limit=int(row["rate_limit"]),
+            request_count=int(row["request_count"] or 0) if "request_count" in keys else 0,
+            last_request_date=date.fromisoformat(str(last)[:10]) if last else None,
+            lifetime_requests=int(row["lifetime_requests"] or 0) if "lifetime_requests" in keys else 0,
+            created_at=datetime.now(timezone.utc),
+        ))
+    return records
+
+
+def main(argv: list[str] | None = None, prog_name: str = "llm-wrapper") -> None:
+    """Entry point: click, with errors kept to one line."""
+    try:
+        cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except click.UsageError as exc:
+        click.echo(f"{prog_name}: error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"{prog_name}: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (ServiceUnavailable, ConfigError) as exc:
+        click.echo(f"{prog_name}: error: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,251 @@
+"""The request path, start to finish, in one place.
+
+    authorise and count (one statement)  ->  parse the body  ->  an answerer
+    (the `speed` update answer) or the provider for the model  ->  forward on
+    the provider's pooled session  ->  translate the answer or relay the stream
+    ->  one analytics line.
+
+Errors are raised as `GatewayError`s; the web layer turns them into responses.
+Once a stream has started, a failure becomes a final `data: {"error": …}` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from .analytics import AnalyticsLog
+from .errors import (
+    GatewayError,
+    InvalidRequest,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    sse_error_event,
+    status_type,
+)
+from .providers import Call, Exchange, Provider, ProviderRegistry
+from .store import Store
+from .tokens import Grant, admit, ratelimit_headers, utc_now
+
+log = logging.getLogger(__name__)
+
+OVERHEAD_HEADER = "x-llm-wrapper-overhead-ms"
+
+# An answerer may take a request instead of a provider (None: not mine).
+Answerer = Callable[[dict[str, Any], Grant, Exchange], Awaitable[Response | None]]
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        registry: ProviderRegistry,
+        store: Store,
+        analytics: AnalyticsLog,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.analytics = analytics
+        self.clock = clock
+        self.answerers: list[Answerer] = []
+
+    async def authorize(self, authorization: str | None) -> Grant:
+        from .tokens import bearer_token
+
+        return await admit(self.store, bearer_token(authorization), self.clock())
+
+    def headers_for(self, grant: Grant) -> dict[str, str]:
+        return ratelimit_headers(grant, self.clock())
+
+    async def chat(self, raw: bytes, grant: Grant, started: float) -> Response:
+        """Answer one chat completion request for an admitted caller."""
+        body = parse_chat_body(raw)
+        model: str = body["model"]
+        stream = body.get("stream") is True
+        options = body.get("stream_options")
+        exchange = Exchange(
+            model=model,
+            stream=stream,
+            include_usage=stream and isinstance(options, dict) and options.get("include_usage") is True,
+        )
+        entry = {"user": grant.username, "model": model, "stream": stream}
+        try:
+            for answerer in self.answerers:
+                answered = await answerer(body, grant, exchange)
+                if answered is not None:
+                    self._log(entry, "local", answered.status_code, started, exchange)
+                    return answered
+            provider = self.registry.resolve(model)
+            entry["provider"] = provider.key
+            call = provider.prepare(body, exchange)
+            sent = time.perf_counter()
+            upstream = await open_upstream(provider, call)
+            if stream:
+                headers = {**self.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started)}
+                return StreamingResponse(
+                    self._relay(provider, call, upstream, exchange, entry, started),
+                    media_type="text/event-stream",
+                    headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                )
+            try:
+                answer = await upstream.read()
+            except asyncio.TimeoutError:
+                raise UpstreamTimeout(f"{provider.name} did not answer in time.") from None
+            except aiohttp.ClientError as exc:
+                raise UpstreamUnreachable(f"{provider.name}: the answer broke off ({type(exc).__name__}).") from None
+            finally:
+                upstream.release()
+            back = time.perf_counter()
+            try:
+                out = provider.translate_completion(call, answer, exchange)
+            except ValueError as exc:
+                raise UpstreamUnreachable(f"{provider.name} answered garbage: {exc}.", code="bad_upstream_response") from None
+            headers = self.headers_for(grant)
+            headers[OVERHEAD_HEADER] = _ms(sent - started + time.perf_counter() - back)
+            self._log(entry, provider.key, 200, started, exchange)
+            return Response(out, media_type="application/json", headers=headers)
+        except GatewayError as error:
+            self._log(entry, entry.get("provider"), error.status, started, exchange)
+            raise
+
+    async def _relay(
+        self,
+        provider: Provider,
+        call: Call,
+        upstream: aiohttp.ClientResponse,
+        exchange: Exchange,
+        entry: dict[str, Any],
+        started: float,
+    ) -> AsyncIterator[bytes]:
+        translator = provider.stream_translator(call, exchange)
+        status, first, clean = 200, None, False
+        try:
+            async for piece in upstream.content.iter_any():
+                out = translator.feed(piece)
+                if out:
+                    if first is None:
+                        first = time.perf_counter()
+                    yield out
+            tail = translator.end()
+            clean = True
+            if tail:
+                yield tail
+        except GatewayError as error:
+            status = error.status
+            yield sse_error_event(error)
+        except asyncio.TimeoutError:
+            status = 504
+            yield sse_error_event(UpstreamTimeout(f"{provider.name} stopped sending before the answer was complete."))
+        except aiohttp.ClientError as exc:
+            status = 502
+            yield sse_error_event(
+                UpstreamUnreachable(f"{provider.name}: the stream broke off ({type(exc).__name__}).")
+            )
+        except ValueError as exc:
+            status = 502
+            yield sse_error_event(UpstreamUnreachable(f"{provider.name} sent garbage: {exc}."))
+        except (asyncio.CancelledError, GeneratorExit):
+            status = 499  # the client went away; closing the upstream below stops the provider
+            raise
+        finally:
+            if clean:
+                upstream.release()
+            else:
+                upstream.close()
+            self._log(entry, provider.key, status, started, exchange, first)
+
+    def _log(
+        self,
+        entry: dict[str, Any],
+        provider: str | None,
+        status: int,
+        started: float,
+        exchange: Exchange,
+        first: float | None = None,
+    ) -> None:
+        now = time.perf_counter()
+        record = {**entry, "provider": provider, "status": status, "latency_ms": round((now - started) * 1000, 2)}
+        if first is not None:
+            record["ttfb_ms"] = round((first - started) * 1000, 2)
+        if exchange.usage:
+            record["usage"] = exchange.usage
+        self.analytics.record(**record)
+
+
+def parse_chat_body(raw: bytes) -> dict[str, Any]:
+    """The request body as a dict with a string `model` and a list of `messages`; else 400."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string.", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' is required and must be a non-empty array.", param="messages")
+    return body
+
+
+async def open_upstream(provider: Provider, call: Call) -> aiohttp.ClientResponse:
+    """POST the call; returns a 2xx response with its body unread, or raises the mapped error."""
+    assert provider.session is not None, "providers are started with the app"
+    try:
+        response = await provider.session.post(call.url, data=call.payload)
+    except asyncio.TimeoutError:
+        raise UpstreamTimeout(f"{provider.name} did not answer in time.") from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnreachable(f"{provider.name} is unreachable ({type(exc).__name__}).") from None
+    if response.status < 400:
+        return response
+    try:
+        body = await response.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        body = b""
+    finally:
+        response.release()
+    raise upstream_error(provider, response.status, body)
+
+
+def upstream_error(provider: Provider, status: int, body: bytes) -> UpstreamError:
+    """The provider's own error, its status kept and its message found in any of the usual shapes."""
+    message, code = None, None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            message, code = error.get("message"), error.get("code")
+        elif isinstance(error, str):
+            message = error
+        detail = data.get("detail")
+        if message is None and isinstance(detail, str):
+            message = detail
+        elif message is None and isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            message = "; ".join(str(d.get("msg", d)) for d in detail)
+        message = message or data.get("message")
+    if not message:
+        text = body.decode("utf-8", "replace").strip()
+        message = text[:500] if text else f"HTTP {status}"
+    error = UpstreamError(
+        f"{provider.name}: {message}", status=status, code=str(code) if code is not None else None
+    )
+    error.type = status_type(status)
+    return error
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"

@@ -1,0 +1,97 @@
+"""The provider registry: which adapter serves a config entry, and which provider serves a model.
+
+Adding a provider is one module with a `Provider` subclass and one line in `ADAPTERS`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable, Mapping
+
+from ..config import ProviderConfig
+from ..errors import ModelNotFound, ServiceUnavailable
+from .base import Call, Exchange, Provider
+from .openai import OpenAIProvider
+from .parallel import ParallelProvider
+from .perplexity import PerplexityProvider
+from .sambanova import SambaNovaProvider
+from .together import TogetherProvider
+from .xai import XAIProvider
+
+__all__ = ["ADAPTERS", "Call", "Exchange", "Provider", "ProviderRegistry", "adapter_for"]
+
+log = logging.getLogger(__name__)
+
+ADAPTERS: dict[str, type[Provider]] = {
+    "openai": OpenAIProvider,
+    "xai": XAIProvider,
+    "perplexity": PerplexityProvider,
+    "sambanova": SambaNovaProvider,
+    "together": TogetherProvider,
+    "parallel": ParallelProvider,
+}
+
+# Other spellings seen in existing config files, matched inside the key or the name.
+_ALIASES = {"grok": "xai", "x.ai": "xai", "pplx": "perplexity", "samba": "sambanova"}
+
+
+def adapter_for(config: ProviderConfig) -> type[Provider]:
+    """The adapter named by `adapter`, else the one the key or name mentions, else plain OpenAI."""
+    if config.adapter:
+        if config.adapter not in ADAPTERS:
+            raise ValueError(f"provider {config.key!r}: unknown adapter {config.adapter!r}")
+        return ADAPTERS[config.adapter]
+    text = f"{config.key} {config.name}".lower()
+    for word in ADAPTERS:
+        if word in text:
+            return ADAPTERS[word]
+    for alias, word in _ALIASES.items():
+        if alias in text:
+            return ADAPTERS[word]
+    return OpenAIProvider
+
+
+class ProviderRegistry:
+    """Every configured provider, and the model → provider table used on each request."""
+
+    def __init__(self, providers: Iterable[Provider]) -> None:
+        self.providers = {p.key: p for p in providers}
+        self._by_model = {m: p for p in self.providers.values() for m in p.models}
+
+    @classmethod
+    def from_config(cls, configs: Mapping[str, ProviderConfig], secret) -> "ProviderRegistry":
+        """Build adapters; `secret(name)` looks up a key. A missing key disables with one warning."""
+        providers = []
+        for config in configs.values():
+            provider = adapter_for(config)(config, secret(config.api_key_env))
+            if not provider.enabled:
+                log.warning(
+                    "provider %s disabled: %s is not set (its models will answer 503)",
+                    config.key,
+                    config.api_key_env,
+                )
+            providers.append(provider)
+        return cls(providers)
+
+    def resolve(self, model: str) -> Provider:
+        provider = self._by_model.get(model)
+        if provider is None:
+            raise ModelNotFound(f"The model '{model}' does not exist or is not served here.", param="model")
+        if not provider.enabled:
+            raise ServiceUnavailable(
+                f"The provider for model '{model}' ({provider.name}) is disabled: "
+                f"set {provider.config.api_key_env} to enable it.",
+                code="provider_disabled",
+            )
+        return provider
+
+    def enabled_models(self) -> list[tuple[str, Provider]]:
+        return [(m, p) for m, p in self._by_model.items() if p.enabled]
+
+    async def start(self) -> None:
+        for provider in self.providers.values():
+            await provider.start()
+
+    async def close(self) -> None:
+        for provider in self.providers.values():
+            await provider.close()

@@ -1,0 +1,26 @@
+"""Together AI: OpenAI-compatible, but a finished answer may say `finish_reason: "eos"`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Exchange, Provider
+
+
+def _fix_finish(choices: list[dict[str, Any]] | None) -> None:
+    for choice in choices or ():
+        if choice.get("finish_reason") == "eos":
+            choice["finish_reason"] = "stop"
+
+
+class TogetherProvider(Provider):
+    rewrites_stream = True
+    rewrites_response = True
+
+    def fix_completion(self, data: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
+        _fix_finish(data.get("choices"))
+        return data
+
+    def fix_chunk(self, chunk: dict[str, Any], exchange: Exchange) -> list[dict[str, Any]]:
+        _fix_finish(chunk.get("choices"))
+        return super().fix_chunk(chunk, exchange)

@@ -1,0 +1,114 @@
+"""Every setting, declared once with its default and help, loaded once at start-up.
+
+Values come from the environment first, then from a `.env` file
+(`$LLM_WRAPPER_ENV_FILE`, default `./.env`; a missing file is fine). Provider
+keys are looked up by the variable name each provider's `api_key_env` gives,
+through `Settings.secret(name)`, from the same two sources.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_WEBHOOK_URL = "https://knowledge.learnwitharobot.com/webhooks/parallel-monitor"
+DEFAULT_UPDATE_KEYWORDS = (
+    "update,updates,latest,recent news,what's new,whats new,what is new,any news,news"
+)
+
+
+class Settings(BaseSettings):
+    """The gateway's typed settings. Field names are the variable names, lower-cased."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(
+        "sqlite:///./data/llm_wrapper.db",
+        description="sqlite:///PATH (embedded) or postgresql://USER:PASS@HOST:PORT/DB (shared).",
+    )
+    llm_wrapper_config: Path = Field(Path("config.json"), description="Provider configuration file.")
+    llm_wrapper_log_file: Path = Field(
+        Path("llm_proxy.log"), description="Analytics log, one JSON object per line."
+    )
+    server_port: int = Field(8080, description="Port the server listens on.")
+    ssl_certfile: Path | None = Field(None, description="TLS certificate; HTTPS when set with the key.")
+    ssl_keyfile: Path | None = Field(None, description="TLS private key.")
+    parallel_base_url: str = Field(
+        "https://api.parallel.ai", description="Parallel's REST API (monitors, events)."
+    )
+    parallelai_api_key: SecretStr | None = Field(None, description="Parallel API key.")
+    parallel_api_key: SecretStr | None = Field(
+        None, description="Parallel API key (the SDK's name; PARALLELAI_API_KEY wins)."
+    )
+    monitor_webhook_url: str = Field(
+        DEFAULT_WEBHOOK_URL, description="Public URL Parallel calls with monitor events."
+    )
+    parallel_webhook_secret: SecretStr | None = Field(
+        None, description="When set, monitor webhooks must carry a valid signature."
+    )
+    monitor_ttl_hours: float = Field(24, description="Monitors older than this are deactivated.")
+    monitor_sweep_seconds: float = Field(3600, description="How often the monitor sweep runs.")
+    speed_update_keywords: str = Field(
+        DEFAULT_UPDATE_KEYWORDS,
+        description="Comma-separated phrases that make a `speed` question an update request.",
+    )
+    llm_wrapper_admin_key: SecretStr | None = Field(
+        None, description="Bearer key for the admin API; unset turns it off."
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, description="Largest request body accepted (413 above it)."
+    )
+    db_pool_min_size: int = Field(1, description="PostgreSQL pool: connections kept open.")
+    db_pool_max_size: int = Field(10, description="PostgreSQL pool: most connections per process.")
+    db_timeout_seconds: float = Field(
+        5.0, description="Longest wait for the database (connect, lock, statement)."
+    )
+    log_level: str = Field("info", description="Server log level.")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[override]
+        """Only `load_settings` reads the environment, so tests can pass their own."""
+        return (init_settings,)
+
+    # Not a setting: the merged environment, kept to look up provider keys by name.
+    environ: Mapping[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def secret(self, name: str) -> str | None:
+        """The value of an arbitrary variable (a provider key), or None when unset or empty."""
+        value = self.environ.get(name) or None
+        if value is None and name == "PARALLELAI_API_KEY":
+            value = self.environ.get("PARALLEL_API_KEY") or None
+        return value
+
+    @property
+    def parallel_key(self) -> str | None:
+        for key in (self.parallelai_api_key, self.parallel_api_key):
+            if key is not None and key.get_secret_value():
+                return key.get_secret_value()
+        return None
+
+    @property
+    def update_keywords(self) -> tuple[str, ...]:
+        return tuple(k.strip().lower() for k in self.speed_update_keywords.split(",") if k.strip())
+
+
+def env_file_path(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("LLM_WRAPPER_ENV_FILE", ".env")).resolve()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read the environment and the `.env` file once; the environment wins on a clash."""
+    environ = dict(os.environ if environ is None else environ)
+    path = env_file_path(environ)
+    from_file = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
+    merged = {**from_file, **environ}
+    known = {name.upper() for name in Settings.model_fields if name != "environ"}
+    values: dict[str, object] = {k.lower(): v for k, v in merged.items() if k.upper() in known}
+    values.update(overrides)
+    return Settings(**values, environ=merged)

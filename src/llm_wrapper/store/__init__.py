@@ -1,0 +1,26 @@
+"""Storage: `open_store(settings)` picks SQLite or PostgreSQL from `DATABASE_URL`."""
+
+from __future__ import annotations
+
+from ..settings import Settings
+from .base import Store, StoreUnavailable
+from .sqlite import SQLiteStore, sqlite_path
+
+__all__ = ["Store", "StoreUnavailable", "open_store"]
+
+
+def open_store(settings: Settings) -> Store:
+    url = settings.database_url
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        return SQLiteStore(sqlite_path(url), timeout=settings.db_timeout_seconds)
+    if scheme.startswith("postgres"):
+        from .postgres import PostgresStore
+
+        return PostgresStore(
+            url,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            timeout=settings.db_timeout_seconds,
+        )
+    raise ValueError(f"DATABASE_URL must start with sqlite:/// or postgresql:// (got {scheme}:)")

@@ -1,0 +1,155 @@
+"""Bearer tokens: their format, how they are stored, and the daily-limit rules.
+
+A token is `llmw_` followed by 43 URL-safe characters (32 random bytes from
+`secrets`). Only its SHA-256 hash is stored, so the database never holds a
+usable secret; lookups go by hash, which leaks nothing through timing because
+an attacker cannot choose the hash of what they send.
+
+Times are UTC. An expiry written without a zone ("YYYY-MM-DD HH:MM:SS") is
+read as UTC; one with an offset is converted to UTC. A token is valid while
+now < expiry. The daily count starts again at 00:00 UTC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store.base import Store
+
+PREFIX = "llmw_"
+EXPIRY_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def new_token() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_id(token_hash: str) -> str:
+    """A short, public handle for a token (the start of its hash), safe to print and log."""
+    return token_hash[:10]
+
+
+def parse_expiry(text: str) -> datetime:
+    """Parse an expiry; raises ValueError with a readable message."""
+    value = text.strip()
+    if not value:
+        raise ValueError("the expiry is empty; use 'YYYY-MM-DD HH:MM:SS' (UTC)")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"cannot read the expiry {text!r}; use 'YYYY-MM-DD HH:MM:SS' (UTC)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime(EXPIRY_FORMAT)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def next_reset(now: datetime) -> datetime:
+    """The next 00:00 UTC, when every daily count starts again."""
+    today = now.astimezone(timezone.utc).date()
+    return datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+
+
+def seconds_to_reset(now: datetime) -> int:
+    return max(1, int((next_reset(now) - now).total_seconds() + 0.999))
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """An admitted request: who it is, and where their day's count stands after it."""
+
+    username: str
+    rate_limit: int
+    requests_today: int
+    lifetime_requests: int
+    expiry: datetime | None
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.rate_limit - self.requests_today)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A stored token as listed: everything but the secret."""
+
+    token_hash: str
+    username: str
+    expiry: datetime | None
+    rate_limit: int
+    request_count: int
+    last_request_date: date | None
+    lifetime_requests: int
+    created_at: datetime | None
+
+    def requests_today(self, now: datetime) -> int:
+        return self.request_count if self.last_request_date == now.astimezone(timezone.utc).date() else 0
+
+    def expired(self, now: datetime) -> bool:
+        return self.expiry is not None and now >= self.expiry
+
+    @property
+    def id(self) -> str:
+        return token_id(self.token_hash)
+
+
+def ratelimit_headers(grant: Grant, now: datetime) -> dict[str, str]:
+    return {
+        "x-ratelimit-limit-requests": str(grant.rate_limit),
+        "x-ratelimit-remaining-requests": str(grant.remaining),
+        "x-ratelimit-reset-requests": f"{seconds_to_reset(now)}s",
+    }
+
+
+def bearer_token(header: str | None) -> str:
+    """The token from an `Authorization: Bearer …` header; raises AuthenticationFailed."""
+    from .errors import AuthenticationFailed
+
+    if not header:
+        raise AuthenticationFailed("Missing bearer token: send 'Authorization: Bearer <token>'.")
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
+        raise AuthenticationFailed("Malformed Authorization header: expected 'Bearer <token>'.")
+    return value
+
+
+async def admit(store: "Store", token: str, now: datetime) -> Grant:
+    """Authorise and count one request, or raise why not (401 or 429 with Retry-After)."""
+    from .errors import AuthenticationFailed, RateLimited
+
+    token_hash = hash_token(token)
+    grant = await store.authorize(token_hash, now)
+    if grant is not None:
+        return grant
+    record = await store.get_token(token_hash)  # refusals only: find out which refusal
+    if record is None:
+        raise AuthenticationFailed("Invalid token.")
+    if record.expired(now):
+        raise AuthenticationFailed(f"This token expired at {format_time(record.expiry)} UTC.", code="token_expired")  # type: ignore[arg-type]
+    wait = seconds_to_reset(now)
+    raise RateLimited(
+        f"Daily request limit of {record.rate_limit} reached; it resets at 00:00 UTC.",
+        headers={
+            "Retry-After": str(wait),
+            "x-ratelimit-limit-requests": str(record.rate_limit),
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": f"{wait}s",
+        },
+    )

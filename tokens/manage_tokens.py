@@ -1,0 +1,12 @@
+#!/usr/bin/env python3
+"""The original token command: `python3 tokens/manage_tokens.py add|list|delete …` = `llm-wrapper tokens …`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from llm_wrapper.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    main(["tokens", *sys.argv[1:]], prog_name="manage_tokens.py")
