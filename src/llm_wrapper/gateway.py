@@ -33,7 +33,7 @@ from .errors import (
 )
 from .providers import Call, Exchange, Provider, ProviderRegistry
 from .store import Store
-from .tokens import Grant, admit, ratelimit_headers, utc_now
+from .tokens import Grant, TokenRecord, admit, identify, ratelimit_headers, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,12 @@ class Gateway:
 
         return await admit(self.store, bearer_token(authorization), self.clock())
 
-    def headers_for(self, grant: Grant) -> dict[str, str]:
+    async def identify(self, authorization: str | None) -> TokenRecord:
+        from .tokens import bearer_token
+
+        return await identify(self.store, bearer_token(authorization), self.clock())
+
+    def headers_for(self, grant: Grant | TokenRecord) -> dict[str, str]:
         return ratelimit_headers(grant, self.clock())
 
     async def chat(self, raw: bytes, grant: Grant, started: float) -> Response:

@@ -19,4 +19,5 @@ class Services:
     store: Store
     analytics: AnalyticsLog
     gateway: Gateway
+    monitors: Any = None  # the MonitorService, when monitors are set up
     extras: dict[str, Any] = field(default_factory=dict)

@@ -109,10 +109,14 @@ class TokenRecord:
         return token_id(self.token_hash)
 
 
-def ratelimit_headers(grant: Grant, now: datetime) -> dict[str, str]:
+def ratelimit_headers(grant: "Grant | TokenRecord", now: datetime) -> dict[str, str]:
+    if isinstance(grant, TokenRecord):
+        remaining = max(0, grant.rate_limit - grant.requests_today(now))
+    else:
+        remaining = grant.remaining
     return {
         "x-ratelimit-limit-requests": str(grant.rate_limit),
-        "x-ratelimit-remaining-requests": str(grant.remaining),
+        "x-ratelimit-remaining-requests": str(remaining),
         "x-ratelimit-reset-requests": f"{seconds_to_reset(now)}s",
     }
 
@@ -128,6 +132,18 @@ def bearer_token(header: str | None) -> str:
     if scheme.lower() != "bearer" or not value:
         raise AuthenticationFailed("Malformed Authorization header: expected 'Bearer <token>'.")
     return value
+
+
+async def identify(store: "Store", token: str, now: datetime) -> TokenRecord:
+    """The token's record for routes that authenticate without counting a request; raises 401."""
+    from .errors import AuthenticationFailed
+
+    record = await store.get_token(hash_token(token))
+    if record is None:
+        raise AuthenticationFailed("Invalid token.")
+    if record.expired(now):
+        raise AuthenticationFailed(f"This token expired at {format_time(record.expiry)} UTC.", code="token_expired")  # type: ignore[arg-type]
+    return record
 
 
 async def admit(store: "Store", token: str, now: datetime) -> Grant:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from .responses import json_response
 from starlette.responses import Response
 
-from .deps import CurrentGrant, ServicesDep, read_body
+from .deps import CurrentGrant, CurrentUser, ServicesDep, read_body
 
 router = APIRouter()
 
@@ -18,11 +18,11 @@ async def chat_completions(request: Request, grant: CurrentGrant, services: Serv
 
 
 @router.get("/v1/models")
-async def list_models(grant: CurrentGrant, services: ServicesDep) -> Response:
+async def list_models(user: CurrentUser, services: ServicesDep) -> Response:
     data = [
         {"id": model, "object": "model", "created": 0, "owned_by": provider.key}
         for model, provider in services.registry.enabled_models()
     ]
     return json_response(
-        {"object": "list", "data": data}, headers=services.gateway.headers_for(grant)
+        {"object": "list", "data": data}, headers=services.gateway.headers_for(user)
     )

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from ..errors import PayloadTooLarge
 from ..services import Services
-from ..tokens import Grant
+from ..tokens import Grant, TokenRecord
 
 
 def get_services(request: Request) -> Services:
@@ -29,6 +29,17 @@ async def current_grant(request: Request) -> Grant:
 
 
 CurrentGrant = Annotated[Grant, Depends(current_grant)]
+
+
+async def current_user(request: Request) -> TokenRecord:
+    """Authenticate without counting a request (everything but chat completions)."""
+    services: Services = request.app.state.services
+    record = await services.gateway.identify(request.headers.get("authorization"))
+    request.state.grant = record
+    return record
+
+
+CurrentUser = Annotated[TokenRecord, Depends(current_user)]
 
 
 async def read_body(request: Request, limit: int) -> bytes:

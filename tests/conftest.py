@@ -1,0 +1,8 @@
+"""Shared test set-up. Fixture modules live in tests/fixtures/ and are registered here."""
+
+pytest_plugins = [
+    "tests.fixtures.providers",
+    "tests.fixtures.postgres",
+    "tests.fixtures.parallel",
+    "tests.fixtures.browser",
+]
