@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
@@ -55,6 +56,9 @@ def serve(settings: Settings, *, host: str, port: int | None, config_path: Path 
         ssl = {"ssl_certfile": str(settings.ssl_certfile), "ssl_keyfile": str(settings.ssl_keyfile)}
     elif settings.ssl_certfile or settings.ssl_keyfile:
         raise SystemExit("llm-wrapper: HTTPS needs both SSL_CERTFILE and SSL_KEYFILE")
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Workers are separate processes: keep their metrics in shared files (see metrics.py).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="llm-wrapper-metrics-")
     uvicorn.run(
         "llm_wrapper.server:app_factory",
         factory=True,

@@ -24,3 +24,16 @@ async def readyz(services: ServicesDep) -> Response:
     except StoreUnavailable as exc:
         return json_response({"status": "unavailable", "database": exc.message}, status=503)
     return json_response({"status": "ready", "database": services.store.dialect})
+
+
+@router.get("/metrics")
+async def metrics(services: ServicesDep) -> Response:
+    from ..metrics import ACTIVE_MONITORS, render
+
+    if services.monitors is not None and hasattr(services.monitors, "count_active"):
+        try:
+            ACTIVE_MONITORS.set(await services.monitors.count_active())
+        except StoreUnavailable:
+            pass
+    body, content_type = render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,64 @@
+"""Prometheus metrics, correct with several worker processes.
+
+With more than one worker, `llm-wrapper serve` points `PROMETHEUS_MULTIPROC_DIR`
+at a fresh folder before the workers start; prometheus-client then keeps each
+process's values in memory-mapped files there and `/metrics` adds them up
+(its "multiprocess mode"). With one worker the ordinary registry is used.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+REQUESTS = Counter(
+    "llm_wrapper_requests_total", "Chat completion requests answered", ["model", "provider", "status"]
+)
+LATENCY = Histogram(
+    "llm_wrapper_request_seconds", "Time to the last byte of the answer", ["provider"],
+    buckets=LATENCY_BUCKETS,
+)
+TTFB = Histogram(
+    "llm_wrapper_time_to_first_byte_seconds", "Time to the first streamed byte", ["provider"],
+    buckets=LATENCY_BUCKETS,
+)
+UPSTREAM_ERRORS = Counter(
+    "llm_wrapper_upstream_errors_total", "Provider failures by kind", ["provider", "kind"]
+)
+RATE_LIMITED = Counter("llm_wrapper_rate_limited_total", "Requests refused with 429")
+STREAMS_IN_FLIGHT = Gauge(
+    "llm_wrapper_streams_in_flight", "Streams being relayed now", multiprocess_mode="livesum"
+)
+WEBHOOKS = Counter("llm_wrapper_webhook_deliveries_total", "Monitor webhook deliveries", ["outcome"])
+ACTIVE_MONITORS = Gauge(
+    "llm_wrapper_active_monitors", "Active monitors in the store", multiprocess_mode="max"
+)
+
+
+def error_kind(status: int) -> str:
+    return {502: "unreachable", 504: "timeout", 499: "client_closed"}.get(
+        status, "provider_error" if status >= 400 else "ok"
+    )
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for every process of this server."""
+    if MULTIPROC:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
