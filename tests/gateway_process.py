@@ -62,12 +62,12 @@ class GatewayProcess:
         return json.loads(out.stdout)["token"]
 
     def start(self, timeout: float = 30) -> "GatewayProcess":
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [str(BIN / "llm-wrapper"), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(self.workers)],
-            env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-        )
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [str(BIN / "llm-wrapper"), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--workers", str(self.workers)],
+                env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
