@@ -15,14 +15,18 @@ from .migrations import MIGRATIONS
 
 T = TypeVar("T")
 
+# One statement checks and counts. Concurrent updates of the row queue on its lock and
+# each re-checks the WHERE clause against the row as the previous one left it (READ
+# COMMITTED), so the limit holds across any number of workers and instances.
+# `>= $2` rather than `=`: see the SQLite store (clocks a little apart around midnight).
 AUTHORIZE = """
 UPDATE tokens SET
-    request_count = CASE WHEN last_request_date = $2 THEN request_count + 1 ELSE 1 END,
-    last_request_date = $2,
+    request_count = CASE WHEN last_request_date >= $2 THEN request_count + 1 ELSE 1 END,
+    last_request_date = GREATEST(last_request_date, $2),
     lifetime_requests = lifetime_requests + 1
 WHERE token_hash = $1
   AND (expiry IS NULL OR expiry > $3)
-  AND (CASE WHEN last_request_date = $2 THEN request_count ELSE 0 END) < rate_limit
+  AND (CASE WHEN last_request_date >= $2 THEN request_count ELSE 0 END) < rate_limit
 RETURNING username, rate_limit, request_count, lifetime_requests, expiry
 """
 

@@ -10,14 +10,18 @@ from ..tokens import EXPIRY_FORMAT, Grant, TokenRecord, format_time
 from .base import Store, StoreUnavailable
 from .migrations import MIGRATIONS
 
+# One statement checks and counts, so no two processes can both take the last request.
+# `last_request_date >= :today` rather than `=`: an instance whose clock lags a few
+# seconds behind another's just after midnight keeps counting the newer day instead
+# of restarting it. Dates and times are ISO text, which compares in time order.
 AUTHORIZE = """
 UPDATE tokens SET
-    request_count = CASE WHEN last_request_date = :today THEN request_count + 1 ELSE 1 END,
-    last_request_date = :today,
+    request_count = CASE WHEN last_request_date >= :today THEN request_count + 1 ELSE 1 END,
+    last_request_date = CASE WHEN last_request_date >= :today THEN last_request_date ELSE :today END,
     lifetime_requests = lifetime_requests + 1
 WHERE token_hash = :hash
   AND (expiry IS NULL OR expiry > :now)
-  AND (CASE WHEN last_request_date = :today THEN request_count ELSE 0 END) < rate_limit
+  AND (CASE WHEN last_request_date >= :today THEN request_count ELSE 0 END) < rate_limit
 RETURNING username, rate_limit, request_count, lifetime_requests, expiry
 """
 
@@ -110,12 +114,13 @@ class SQLiteStore(Store):
         self.execute("SELECT 1").fetchone()
 
     async def authorize(self, token_hash: str, now: datetime) -> Grant | None:
-        row = self.execute(
-            AUTHORIZE,
-            {"hash": token_hash, "today": now.date().isoformat(), "now": format_time(now)},
-        ).fetchone()
-        if row is None:
+        today = now.astimezone(timezone.utc).date().isoformat()
+        # fetchall, not fetchone: the statement must run to its end, which commits and
+        # releases the write lock now rather than when the cursor happens to be freed.
+        rows = self.execute(AUTHORIZE, {"hash": token_hash, "today": today, "now": format_time(now)}).fetchall()
+        if not rows:
             return None
+        row = rows[0]
         return Grant(row[0], row[1], row[2], row[3], _time(row[4]))
 
     async def add_token(

@@ -1,0 +1,263 @@
+"""The token store, the same tests on both backends: a SQLite file and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import AsyncIterator
+
+import asyncpg
+import pytest
+
+from llm_wrapper.store import Store
+from llm_wrapper.store.migrations import MIGRATIONS
+from llm_wrapper.store.postgres import PostgresStore
+from llm_wrapper.store.sqlite import SQLiteStore
+from llm_wrapper.tokens import TokenRecord, hash_token, new_token
+
+NOW = datetime(2030, 6, 15, 12, 0, 0, tzinfo=timezone.utc)
+EXPIRY = datetime(2031, 1, 1, tzinfo=timezone.utc)
+
+
+def open_backend(kind: str, tmp_path: Path, dsn: str | None) -> Store:
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / "store.db")
+    assert dsn is not None
+    return PostgresStore(dsn, max_size=20)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
+    """("sqlite", None) or ("postgres", DSN of a fresh database)."""
+    if request.param == "postgres":
+        return "postgres", request.getfixturevalue("pg_dsn")
+    return "sqlite", None
+
+
+@pytest.fixture
+async def store(backend: tuple[str, str | None], tmp_path: Path) -> AsyncIterator[Store]:
+    opened = open_backend(backend[0], tmp_path, backend[1])
+    await opened.migrate()
+    yield opened
+    await opened.close()
+
+
+async def migration_names(backend: tuple[str, str | None], tmp_path: Path) -> list[str]:
+    if backend[0] == "sqlite":
+        with sqlite3.connect(tmp_path / "store.db") as db:
+            return [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
+    conn = await asyncpg.connect(backend[1])
+    try:
+        return [r[0] for r in await conn.fetch("SELECT name FROM schema_migrations ORDER BY name")]
+    finally:
+        await conn.close()
+
+
+async def add(store: Store, *, rate_limit: int = 5, expiry: datetime = EXPIRY, username: str = "alice") -> str:
+    token = new_token()
+    await store.add_token(
+        token_hash=hash_token(token), username=username, expiry=expiry, rate_limit=rate_limit, now=NOW
+    )
+    return token
+
+
+# migrations ----------------------------------------------------------------
+
+
+async def test_migrations_are_applied_once_and_recorded(store: Store, backend, tmp_path: Path) -> None:
+    expected = sorted(name for name, _, _ in MIGRATIONS)
+    assert await migration_names(backend, tmp_path) == expected
+    assert await store.migrate() == []
+    again = open_backend(backend[0], tmp_path, backend[1])
+    try:
+        assert await again.migrate() == []
+    finally:
+        await again.close()
+    assert await migration_names(backend, tmp_path) == expected
+
+
+MIGRATE_SCRIPT = """
+import asyncio, json, sys
+from pathlib import Path
+from llm_wrapper.store.sqlite import SQLiteStore
+from llm_wrapper.store.postgres import PostgresStore
+
+async def main():
+    kind, where = sys.argv[1], sys.argv[2]
+    store = SQLiteStore(Path(where)) if kind == "sqlite" else PostgresStore(where)
+    try:
+        print(json.dumps(await store.migrate()))
+    finally:
+        await store.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_concurrent_migrations_from_several_processes(backend, tmp_path: Path) -> None:
+    where = str(tmp_path / "store.db") if backend[0] == "sqlite" else backend[1]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", MIGRATE_SCRIPT, backend[0], where,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    outputs = [await p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err.decode() for _, err in outputs]
+    applied = [name for out, _ in outputs for name in __import__("json").loads(out)]
+    names = [name for name, _, _ in MIGRATIONS]
+    assert sorted(applied) == sorted(names)  # every step applied by exactly one process
+    assert await migration_names(backend, tmp_path) == sorted(names)
+
+
+async def test_concurrent_migrations_from_tasks(backend, tmp_path: Path) -> None:
+    stores = [open_backend(backend[0], tmp_path, backend[1]) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(s.migrate() for s in stores))
+    finally:
+        for s in stores:
+            await s.close()
+    assert sorted(n for r in results for n in r) == sorted(n for n, _, _ in MIGRATIONS)
+
+
+# add / get / list / delete / import --------------------------------------------
+
+
+async def test_add_get_list_delete(store: Store) -> None:
+    token = await add(store, rate_limit=7, username="bob")
+    other = await add(store, username="alice")
+    record = await store.get_token(hash_token(token))
+    assert record is not None
+    assert (record.username, record.rate_limit, record.expiry) == ("bob", 7, EXPIRY)
+    assert (record.request_count, record.lifetime_requests, record.last_request_date) == (0, 0, None)
+    assert record.created_at == NOW
+    assert [r.username for r in await store.list_tokens()] == ["alice", "bob"]
+    assert await store.get_token(hash_token("llmw_nope")) is None
+    assert await store.delete_token(hash_token(token)) is True
+    assert await store.delete_token(hash_token(token)) is False
+    assert await store.get_token(hash_token(token)) is None
+    assert [r.token_hash for r in await store.list_tokens()] == [hash_token(other)]
+
+
+async def test_import_keeps_counts_and_is_idempotent(store: Store) -> None:
+    record = TokenRecord(
+        token_hash=hash_token("old-plaintext"), username="carol", expiry=EXPIRY, rate_limit=10,
+        request_count=4, last_request_date=NOW.date(), lifetime_requests=99, created_at=NOW,
+    )
+    assert await store.import_token(record) is True
+    assert await store.import_token(record) is False
+    assert await store.get_token(record.token_hash) == record
+    grant = await store.authorize(record.token_hash, NOW)
+    assert grant is not None and (grant.requests_today, grant.lifetime_requests) == (5, 100)
+
+
+async def test_import_without_expiry_or_history(store: Store) -> None:
+    record = TokenRecord(
+        token_hash=hash_token("t"), username="dave", expiry=None, rate_limit=1,
+        request_count=0, last_request_date=None, lifetime_requests=0, created_at=NOW,
+    )
+    assert await store.import_token(record)
+    assert await store.authorize(record.token_hash, NOW + timedelta(days=99999)) is not None
+
+
+# authorize -------------------------------------------------------------------
+
+
+async def test_authorize_admits_exactly_up_to_the_limit(store: Store) -> None:
+    token_hash = hash_token(await add(store, rate_limit=3))
+    grants = [await store.authorize(token_hash, NOW) for _ in range(3)]
+    assert [(g.requests_today, g.remaining, g.lifetime_requests) for g in grants if g] == [
+        (1, 2, 1), (2, 1, 2), (3, 0, 3)
+    ]
+    assert grants[0] is not None and grants[0].username == "alice" and grants[0].expiry == EXPIRY
+    assert await store.authorize(token_hash, NOW) is None
+    record = await store.get_token(token_hash)
+    assert record is not None
+    assert (record.request_count, record.lifetime_requests) == (3, 3)  # refusals count nothing
+
+
+async def test_concurrent_authorize_never_exceeds_the_limit(store: Store, backend, tmp_path: Path) -> None:
+    token_hash = hash_token(await add(store, rate_limit=20))
+    others = [open_backend(backend[0], tmp_path, backend[1]) for _ in range(2)]
+    try:
+        results = await asyncio.gather(
+            *(s.authorize(token_hash, NOW) for _ in range(30) for s in [store, *others])
+        )
+    finally:
+        for s in others:
+            await s.close()
+    granted = sorted(g.requests_today for g in results if g is not None)
+    assert granted == list(range(1, 21))
+
+
+async def test_a_new_utc_day_restarts_the_count(store: Store) -> None:
+    token_hash = hash_token(await add(store, rate_limit=2))
+    late = datetime(2030, 6, 15, 23, 59, 59, tzinfo=timezone.utc)
+    assert await store.authorize(token_hash, late) is not None
+    assert await store.authorize(token_hash, late) is not None
+    assert await store.authorize(token_hash, late) is None
+    # 01:00 in UTC+2 is still 23:00 UTC on the same day: refused.
+    same_day = datetime(2030, 6, 16, 1, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert await store.authorize(token_hash, same_day) is None
+    midnight = datetime(2030, 6, 16, 0, 0, 0, tzinfo=timezone.utc)
+    grant = await store.authorize(token_hash, midnight)
+    assert grant is not None and (grant.requests_today, grant.lifetime_requests) == (1, 3)
+    record = await store.get_token(token_hash)
+    assert record is not None and record.last_request_date == date(2030, 6, 16)
+    assert record.requests_today(midnight) == 1 and record.requests_today(late) == 0
+
+
+async def test_a_lagging_clock_does_not_restart_a_newer_day(store: Store) -> None:
+    token_hash = hash_token(await add(store, rate_limit=2))
+    ahead = datetime(2030, 6, 16, 0, 0, 1, tzinfo=timezone.utc)
+    behind = datetime(2030, 6, 15, 23, 59, 59, tzinfo=timezone.utc)
+    assert await store.authorize(token_hash, ahead) is not None
+    grant = await store.authorize(token_hash, behind)
+    assert grant is not None and grant.requests_today == 2
+    assert await store.authorize(token_hash, ahead) is None
+    record = await store.get_token(token_hash)
+    assert record is not None and record.last_request_date == date(2030, 6, 16)
+
+
+async def test_expiry_boundary(store: Store) -> None:
+    token_hash = hash_token(await add(store, rate_limit=100, expiry=NOW))
+    assert await store.authorize(token_hash, NOW - timedelta(seconds=1)) is not None
+    assert await store.authorize(token_hash, NOW - timedelta(microseconds=1)) is not None
+    assert await store.authorize(token_hash, NOW) is None
+    assert await store.authorize(token_hash, NOW + timedelta(microseconds=1)) is None
+    record = await store.get_token(token_hash)
+    assert record is not None and record.lifetime_requests == 2
+
+
+async def test_unknown_and_deleted_tokens_are_refused(store: Store) -> None:
+    token_hash = hash_token(await add(store))
+    assert await store.authorize(hash_token("llmw_unknown"), NOW) is None
+    assert await store.authorize(token_hash, NOW) is not None
+    assert await store.delete_token(token_hash)
+    assert await store.authorize(token_hash, NOW) is None
+
+
+async def test_the_sqlite_file_never_holds_the_plaintext(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "store.db")
+    await store.migrate()
+    token = await add(store)
+    imported = "plain-imported-token-0123456789"
+    await store.import_token(TokenRecord(
+        token_hash=hash_token(imported), username="old", expiry=EXPIRY, rate_limit=3,
+        request_count=0, last_request_date=None, lifetime_requests=0, created_at=NOW,
+    ))
+    assert await store.authorize(hash_token(token), NOW) is not None
+    files = sorted(tmp_path.glob("store.db*"))
+    assert tmp_path / "store.db-wal" in files  # still open: the WAL holds the latest writes
+    blob = b"".join(f.read_bytes() for f in files)
+    assert hash_token(token).encode() in blob  # the check below can see the rows it looks for
+    assert token.encode() not in blob and token[5:].encode() not in blob
+    assert imported.encode() not in blob
+    await store.close()
+    blob = b"".join(f.read_bytes() for f in sorted(tmp_path.glob("store.db*")))
+    assert token[5:].encode() not in blob and imported.encode() not in blob
