@@ -36,9 +36,9 @@ class ThreadedServer:
         return self
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, shutdown_timeout=0.5).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     def call(self, coro: Any, timeout: float = 10) -> Any:
         """Run a coroutine on the server's loop (e.g. to send a webhook from the fake)."""
