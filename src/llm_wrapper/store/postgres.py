@@ -12,6 +12,7 @@ import asyncpg
 from ..tokens import Grant, TokenRecord
 from .base import Store, StoreUnavailable
 from .migrations import MIGRATIONS
+from .postgres_monitors import PostgresMonitorStore
 
 T = TypeVar("T")
 
@@ -63,7 +64,7 @@ def _record(row: asyncpg.Record) -> TokenRecord:
     return TokenRecord(**dict(row))
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresMonitorStore, Store):
     dialect = "postgresql"
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0) -> None:

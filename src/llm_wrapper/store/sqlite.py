@@ -9,6 +9,7 @@ from pathlib import Path
 from ..tokens import EXPIRY_FORMAT, Grant, TokenRecord, format_time
 from .base import Store, StoreUnavailable
 from .migrations import MIGRATIONS
+from .sqlite_monitors import SQLiteMonitorStore
 
 # One statement checks and counts, so no two processes can both take the last request.
 # `last_request_date >= :today` rather than `=`: an instance whose clock lags a few
@@ -62,7 +63,7 @@ def sqlite_path(url: str) -> Path:
     return Path(rest)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteMonitorStore, Store):
     dialect = "sqlite"
 
     def __init__(self, path: Path, *, timeout: float = 5.0) -> None:
