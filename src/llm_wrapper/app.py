@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from .analytics import AnalyticsLog
 from .api import chat, health
+from .api import me, pages
 from .config import load_config
 from .errors import GatewayError, InvalidRequest, NotFound, error_response, status_type
 from .gateway import Gateway
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(chat.router)
     app.include_router(health.router)
+    app.include_router(me.router)
+    pages.install(app)  # the web pages and /static
     _install_error_handlers(app)
     return app
 

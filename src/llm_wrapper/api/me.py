@@ -1,0 +1,60 @@
+"""`GET /v1/me`: the caller's own account, read without counting a request."""
+
+from __future__ import annotations
+
+import inspect
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from ..services import Services
+from ..tokens import TokenRecord, format_time
+from .deps import CurrentUser, ServicesDep
+from .responses import json_response
+
+router = APIRouter()
+
+MONITOR_FIELDS = ("monitor_id", "username", "query", "frequency", "created_at", "deactivated_at", "active")
+
+
+@router.get("/v1/me")
+async def me(user: CurrentUser, services: ServicesDep) -> Response:
+    return json_response(await account(user, services), headers=services.gateway.headers_for(user))
+
+
+async def account(user: TokenRecord, services: Services) -> dict[str, Any]:
+    """The account as `/v1/me` reports it; times are UTC 'YYYY-MM-DD HH:MM:SS'."""
+    now = services.gateway.clock()
+    used = user.requests_today(now)
+    monitor, waiting = None, 0
+    if services.monitors is not None:
+        monitor = await _maybe_await(services.monitors.active_monitor(user.username))
+        waiting = int(await _maybe_await(services.monitors.waiting_updates(user.username)))
+    return {
+        "object": "user",
+        "username": user.username,
+        "expiry": format_time(user.expiry) if user.expiry else None,
+        "expired": user.expired(now),
+        "rate_limit": user.rate_limit,
+        "requests_today": used,
+        "remaining_today": max(0, user.rate_limit - used),
+        "lifetime_requests": user.lifetime_requests,
+        "active_monitor": monitor_json(monitor) if monitor is not None else None,
+        "waiting_updates": waiting,
+    }
+
+
+def monitor_json(monitor: Any) -> dict[str, Any]:
+    """A monitor as JSON: its public fields, datetimes written like token expiries."""
+    out = {name: getattr(monitor, name, None) for name in MONITOR_FIELDS}
+    for name, value in out.items():
+        if isinstance(value, datetime):
+            out[name] = format_time(value)
+    return out
+
+
+async def _maybe_await(value: Any) -> Any:
+    # The monitor service may answer directly or through a coroutine (it reads the store).
+    return await value if inspect.isawaitable(value) else value
