@@ -22,7 +22,9 @@ from .config import ConfigError
 from .errors import ServiceUnavailable
 from .settings import Settings, load_settings
 from .store import Store, open_store
-from .tokens import TokenRecord, format_time, hash_token, new_token, parse_expiry, utc_now
+from .tokens import (
+    MAX_RATE_LIMIT, TokenRecord, format_time, hash_token, new_token, parse_expiry, utc_now,
+)
 
 T = TypeVar("T")
 
@@ -105,8 +107,8 @@ def tokens_add(ctx: click.Context, username: str, expiry: str, rate_limit: int, 
     username = username.strip()
     if not username:
         raise BadArgument("--username must not be empty")
-    if rate_limit < 1:
-        raise BadArgument("--rate-limit must be a positive whole number")
+    if not 1 <= rate_limit <= MAX_RATE_LIMIT:
+        raise BadArgument(f"--rate-limit must be a whole number from 1 to {MAX_RATE_LIMIT}")
     try:
         expires = parse_expiry(expiry)
     except ValueError as exc:
@@ -209,24 +211,34 @@ def read_original_tokens(path: Path) -> list[TokenRecord]:
     except sqlite3.DatabaseError as exc:
         raise BadArgument(f"{path}: not a token database ({exc})") from None
     records = []
-    for row in rows:
-        keys = row.keys()
+    for number, row in enumerate(rows, 1):
         try:
-            expiry = parse_expiry(str(row["expiry"])) if row["expiry"] else None
-        except ValueError as exc:
-            raise BadArgument(f"{path}: token of {row['username']}: {exc}") from None
-        last = row["last_request_date"] if "last_request_date" in keys else None
-        records.append(TokenRecord(
-            token_hash=hash_token(str(row["token"])),
-            username=str(row["username"]),
-            expiry=expiry,
-            rate_limit=int(row["rate_limit"]),
-            request_count=int(row["request_count"] or 0) if "request_count" in keys else 0,
-            last_request_date=date.fromisoformat(str(last)[:10]) if last else None,
-            lifetime_requests=int(row["lifetime_requests"] or 0) if "lifetime_requests" in keys else 0,
-            created_at=datetime.now(timezone.utc),
-        ))
+            records.append(_original_record(row))
+        except (ValueError, TypeError, IndexError) as exc:
+            raise BadArgument(f"{path}: row {number} of the tokens table: {exc}") from None
     return records
+
+
+def _original_record(row: sqlite3.Row) -> TokenRecord:
+    """One row of the original schema (plaintext token) as a record holding only its hash."""
+    keys = row.keys()
+    if not row["token"] or not str(row["username"] or "").strip():
+        raise ValueError("the token and the username must not be empty")
+    expiry = parse_expiry(str(row["expiry"])) if row["expiry"] else None
+    rate_limit = int(row["rate_limit"])
+    if not 0 <= rate_limit <= MAX_RATE_LIMIT:
+        raise ValueError(f"rate_limit {rate_limit} is out of range")
+    last = row["last_request_date"] if "last_request_date" in keys else None
+    return TokenRecord(
+        token_hash=hash_token(str(row["token"])),
+        username=str(row["username"]).strip(),
+        expiry=expiry,
+        rate_limit=rate_limit,
+        request_count=int(row["request_count"] or 0) if "request_count" in keys else 0,
+        last_request_date=date.fromisoformat(str(last)[:10]) if last else None,
+        lifetime_requests=int(row["lifetime_requests"] or 0) if "lifetime_requests" in keys else 0,
+        created_at=datetime.now(timezone.utc),
+    )
 
 
 def main(argv: list[str] | None = None, prog_name: str = "llm-wrapper") -> None:

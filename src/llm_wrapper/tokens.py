@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 PREFIX = "llmw_"
 EXPIRY_FORMAT = "%Y-%m-%d %H:%M:%S"
+MAX_RATE_LIMIT = 2**31 - 1  # the largest value a PostgreSQL INTEGER column holds
 
 
 def new_token() -> str:
