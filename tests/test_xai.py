@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from openai import APIError, OpenAI
@@ -314,6 +315,18 @@ def test_without_include_usage_there_is_no_usage_chunk():
     assert exchange.usage["completion_tokens"] == 4
 
 
+def test_crlf_framing_split_anywhere_gives_the_same_chunks():
+    def without_ids(chunks: list[Any]) -> list[Any]:
+        return [c if c == b"[DONE]" else {**c, "id": None, "created": None} for c in chunks]
+
+    plain, _ = translate_stream(stream_bytes(body()), include_usage=True)
+    crlf, _ = translate_stream(
+        stream_bytes(body()).replace(b"\n", b"\r\n"), include_usage=True, step=1
+    )
+    assert len(plain) > 5
+    assert without_ids(crlf) == without_ids(plain)
+
+
 def test_text_sent_only_in_the_completed_response_is_not_lost():
     completed = {"type": "response.completed", "response": responses_answer()}
     raw = b"data: " + orjson.dumps(completed) + b"\n\n"
@@ -499,8 +512,6 @@ def test_plain_model_passes_through_to_chat_completions_untouched(xai_server, cl
 
 def test_the_fake_rejects_search_parameters_like_xai(xai_server):
     """The guard the end-to-end tests rely on: search_parameters reaching xAI is a 410."""
-    import httpx
-
     _, server = xai_server
     for path in ("/v1/chat/completions", "/v1/responses"):
         answer = httpx.post(
