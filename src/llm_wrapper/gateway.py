@@ -73,21 +73,24 @@ class Gateway:
 
     async def chat(self, raw: bytes, grant: Grant, started: float) -> Response:
         """Answer one chat completion request for an admitted caller."""
-        body = parse_chat_body(raw)
-        model: str = body["model"]
-        stream = body.get("stream") is True
-        options = body.get("stream_options")
-        exchange = Exchange(
-            model=model,
-            stream=stream,
-            include_usage=stream and isinstance(options, dict) and options.get("include_usage") is True,
-        )
-        entry = {"user": grant.username, "model": model, "stream": stream}
+        entry: dict[str, Any] = {"user": grant.username, "model": None, "provider": None, "stream": False}
+        exchange: Exchange | None = None
         try:
+            body = parse_chat_body(raw)
+            model: str = body["model"]
+            stream = body.get("stream") is True
+            options = body.get("stream_options")
+            exchange = Exchange(
+                model=model,
+                stream=stream,
+                include_usage=stream and isinstance(options, dict) and options.get("include_usage") is True,
+            )
+            entry.update(model=model, stream=stream)
             for answerer in self.answerers:
                 answered = await answerer(body, grant, exchange)
                 if answered is not None:
-                    self._log(entry, "local", answered.status_code, started, exchange)
+                    entry["provider"] = "local"
+                    self._log(entry, answered.status_code, started, exchange)
                     return answered
             provider = self.registry.resolve(model)
             entry["provider"] = provider.key
@@ -116,11 +119,16 @@ class Gateway:
                 raise UpstreamUnreachable(f"{provider.name} answered garbage: {exc}.", code="bad_upstream_response") from None
             headers = self.headers_for(grant)
             headers[OVERHEAD_HEADER] = _ms(sent - started + time.perf_counter() - back)
-            self._log(entry, provider.key, 200, started, exchange)
+            self._log(entry, 200, started, exchange)
             return Response(out, media_type="application/json", headers=headers)
         except GatewayError as error:
-            self._log(entry, entry.get("provider"), error.status, started, exchange)
+            self._log(entry, error.status, started, exchange)
             raise
+
+    def refused(self, grant: Grant, error: GatewayError, started: float) -> None:
+        """Record an admitted request refused before its body could be read (413)."""
+        entry = {"user": grant.username, "model": None, "provider": None, "stream": False}
+        self._log(entry, error.status, started, None)
 
     async def _relay(
         self,
@@ -161,27 +169,31 @@ class Gateway:
         except (asyncio.CancelledError, GeneratorExit):
             status = 499  # the client went away; closing the upstream below stops the provider
             raise
+        except Exception:
+            # Headers are sent: the only way left to say so is an error event.
+            log.exception("stream from %s failed", provider.key)
+            status = 500
+            yield sse_error_event(GatewayError("Internal error in the gateway while streaming."))
         finally:
             if clean:
                 upstream.release()
             else:
                 upstream.close()
-            self._log(entry, provider.key, status, started, exchange, first)
+            self._log(entry, status, started, exchange, first)
 
     def _log(
         self,
         entry: dict[str, Any],
-        provider: str | None,
         status: int,
         started: float,
-        exchange: Exchange,
+        exchange: Exchange | None,
         first: float | None = None,
     ) -> None:
         now = time.perf_counter()
-        record = {**entry, "provider": provider, "status": status, "latency_ms": round((now - started) * 1000, 2)}
+        record = {**entry, "status": status, "latency_ms": round((now - started) * 1000, 2)}
         if first is not None:
             record["ttfb_ms"] = round((first - started) * 1000, 2)
-        if exchange.usage:
+        if exchange is not None and exchange.usage:
             record["usage"] = exchange.usage
         self.analytics.record(**record)
 

@@ -31,7 +31,9 @@ class EventSplitter:
     def feed(self, piece: bytes) -> Iterator[Event]:
         buffer = self._buffer + piece
         if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            # A final CR may be the first half of a CRLF split across pieces: keep it as it is.
+            cr = b"\r" if buffer.endswith(b"\r") else b""
+            buffer = buffer[: len(buffer) - len(cr)].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + cr
         start = 0
         while True:
             end = buffer.find(b"\n\n", start)
@@ -45,11 +47,23 @@ class EventSplitter:
 
     def flush(self) -> Iterator[Event]:
         """What is left when the upstream closed without a final blank line."""
-        rest, self._buffer = self._buffer.strip(), b""
+        rest, self._buffer = self._buffer.replace(b"\r", b"\n").strip(), b""
         if rest:
             event = _parse(rest)
             if event is not None:
                 yield event
+
+
+def last_boundary(data: bytes) -> int:
+    """The index just past the last blank line in `data` (where an event ends); 0 if none."""
+    end = data.rfind(b"\n\n")
+    end = end + 2 if end >= 0 else 0
+    if b"\r" in data:
+        for separator in (b"\r\n\r\n", b"\r\r"):
+            found = data.rfind(separator)
+            if found >= 0:
+                end = max(end, found + len(separator))
+    return end
 
 
 def _parse(block: bytes) -> Event | None:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from .responses import json_response
 from starlette.responses import Response
 
+from ..errors import PayloadTooLarge
 from .deps import CurrentGrant, CurrentUser, ServicesDep, read_body
+from .responses import json_response
 
 router = APIRouter()
 
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request, grant: CurrentGrant, services: ServicesDep) -> Response:
-    raw = await read_body(request, services.settings.max_body_bytes)
+    try:
+        raw = await read_body(request, services.settings.max_body_bytes)
+    except PayloadTooLarge as error:
+        services.gateway.refused(grant, error, request.state.started)
+        raise
     return await services.gateway.chat(raw, grant, request.state.started)
 
 

@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 
 from ..config import ProviderConfig
-from ..sse import DONE, EventSplitter, encode
+from ..sse import DONE, EventSplitter, encode, last_boundary
 
 
 @dataclass(slots=True)
@@ -62,34 +62,51 @@ class StreamTranslator:
 
 
 class Passthrough(StreamTranslator):
-    """Forwards bytes as they arrive; only reads the tail for usage and `[DONE]`."""
+    """Forwards the upstream bytes untouched, event by event; reads only the tail for usage.
 
-    __slots__ = ("_exchange", "_tail")
+    An event's bytes are held back until its blank line arrives, so the client
+    only ever sees whole events: if the upstream breaks off, the error event
+    that follows is read as an event of its own.
+    """
+
+    __slots__ = ("_exchange", "_held", "_tail")
     TAIL = 16384
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
+        self._held = b""
         self._tail = b""
 
     def feed(self, piece: bytes) -> bytes:
-        tail = self._tail + piece
-        self._tail = tail[-self.TAIL :] if len(tail) > self.TAIL else tail
-        return piece
+        data = self._held + piece if self._held else piece
+        end = last_boundary(data)
+        self._held = data[end:]
+        out = data[:end] if end < len(data) else data
+        if out:
+            tail = self._tail + out
+            self._tail = tail[-self.TAIL :] if len(tail) > self.TAIL else tail
+        return out
 
     def end(self) -> bytes:
-        tail = self._tail
+        rest, self._held = self._held.strip(), b""
+        closing = rest + b"\n\n" if rest else b""
+        tail = self._tail + closing
         if b'"usage"' in tail:
-            for event in EventSplitter().feed(tail[tail.find(b"data:") :] + b"\n\n"):
-                if b'"usage"' in event.data and event.data[:1] == b"{":
-                    try:
-                        usage = orjson.loads(event.data).get("usage")
-                    except orjson.JSONDecodeError:
-                        continue
-                    if usage:
-                        self._exchange.usage = usage
+            self._read_usage(tail)
         if tail.rstrip().endswith(b"[DONE]"):
-            return b""
-        return (b"\n\n" if tail and not tail.endswith(b"\n\n") else b"") + DONE
+            return closing
+        return closing + DONE
+
+    def _read_usage(self, tail: bytes) -> None:
+        start = tail.find(b"data:")
+        for event in EventSplitter().feed(tail[max(start, 0) :]):
+            if b'"usage"' in event.data and event.data[:1] == b"{":
+                try:
+                    usage = orjson.loads(event.data).get("usage")
+                except orjson.JSONDecodeError:
+                    continue
+                if usage:
+                    self._exchange.usage = usage
 
 
 class ChunkRewriter(StreamTranslator):
@@ -99,6 +116,16 @@ class ChunkRewriter(StreamTranslator):
         self._provider = provider
         self._exchange = exchange
         self._events = EventSplitter()
+        self._first = True
+
+    def _adopt(self, chunk: dict[str, Any]) -> None:
+        """Chunks the gateway adds carry the upstream stream's own id and time, as OpenAI's all do."""
+        self._first = False
+        if isinstance(chunk.get("id"), str) and chunk["id"]:
+            self._exchange.id = chunk["id"]
+        created = chunk.get("created")
+        if isinstance(created, (int, float)) and not isinstance(created, bool) and created > 0:
+            self._exchange.created = int(created)
 
     def _emit(self, events: Iterable[Any]) -> bytes:
         out: list[bytes] = []
@@ -110,9 +137,13 @@ class ChunkRewriter(StreamTranslator):
                 chunk = orjson.loads(data)
             except orjson.JSONDecodeError:
                 raise ValueError("the provider sent a stream event that is not JSON") from None
-            if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+            if not isinstance(chunk, dict):
+                raise ValueError("the provider sent a stream event that is not a JSON object")
+            if "error" in chunk and "choices" not in chunk:
                 out.append(encode(chunk))
                 continue
+            if self._first:
+                self._adopt(chunk)
             for fixed in self._provider.fix_chunk(chunk, self._exchange):
                 out.append(encode(fixed))
         return b"".join(out)
