@@ -35,9 +35,10 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -48,8 +49,12 @@ SSE_MODEL = "bench-sse"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 TARGETS = {
-    "json_rps": 2000, "sse_rps": 1500, "json_cpu_ms": 0.5, "sse_cpu_ms": 0.7,
-    "added_p50_ms": 1.0, "rss_pct": 10.0,
+    "json_rps": 2000,
+    "sse_rps": 1500,
+    "json_cpu_ms": 0.5,
+    "sse_cpu_ms": 0.7,
+    "added_p50_ms": 1.0,
+    "rss_pct": 10.0,
 }
 
 
@@ -57,29 +62,53 @@ TARGETS = {
 
 
 def completion_body() -> str:
-    return json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": JSON_MODEL,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
-                     "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
-    }, separators=(",", ":"))
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": JSON_MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+        },
+        separators=(",", ":"),
+    )
 
 
 def stream_body() -> str:
     events = []
     for i in range(CHUNKS):
         delta = {"role": "assistant", "content": ""} if i == 0 else {"content": f"word{i} "}
-        chunk = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
-                 "model": SSE_MODEL,
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": "stop" if i == CHUNKS - 1 else None}]}
+        chunk = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": SSE_MODEL,
+            "choices": [
+                {"index": 0, "delta": delta, "finish_reason": "stop" if i == CHUNKS - 1 else None}
+            ],
+        }
         if i == CHUNKS - 1:
-            chunk["usage"] = {"prompt_tokens": 12, "completion_tokens": CHUNKS - 1, "total_tokens": 31}
+            chunk["usage"] = {
+                "prompt_tokens": 12,
+                "completion_tokens": CHUNKS - 1,
+                "total_tokens": 31,
+            }
         events.append("data: " + json.dumps(chunk, separators=(",", ":")) + "\n\n")
     return "".join(events) + "data: [DONE]\n\n"
 
 
 def request_body(model: str, stream: bool) -> str:
-    body: dict[str, object] = {"model": model, "messages": [{"role": "user", "content": "Say hello."}]}
+    body: dict[str, object] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Say hello."}],
+    }
     if stream:
         body["stream"] = True
     return json.dumps(body, separators=(",", ":"))
@@ -130,14 +159,17 @@ end
 
 
 def lua_single(body: str, token: str) -> str:
-    return (f'wrk.method = "POST"\nwrk.body = [[{body}]]\n'
-            f'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {token}"\n' + LUA_DONE)
+    return (
+        f'wrk.method = "POST"\nwrk.body = [[{body}]]\n'
+        f'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n' + LUA_DONE
+    )
 
 
 def lua_soak(token: str, limit: int) -> str:
     """JSON and stream requests alternating; the thread stops after `limit` responses."""
-    return f"""
+    return (
+        f"""
 local reqs, n, limit = nil, 0, {limit}
 init = function(args)
   local h = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {token}"}}
@@ -153,7 +185,9 @@ response = function(status, headers, body)
   seen = seen + 1
   if seen >= limit then wrk.thread:stop() end
 end
-""" + LUA_DONE
+"""
+        + LUA_DONE
+    )
 
 
 # Processes ---------------------------------------------------------------------------
@@ -167,6 +201,12 @@ def _die_with_parent() -> None:
         pass
 
 
+# Children get their own session (a Ctrl-C reaches only the benchmark, which then stops them in
+# order) and die with it if it is killed outright. The benchmark starts no threads, so
+# preexec_fn is safe here.
+DETACHED: dict[str, Any] = {"start_new_session": True, "preexec_fn": _die_with_parent}
+
+
 class Processes:
     """Every long-running process the benchmark starts; `stop_all()` ends them, newest first."""
 
@@ -175,8 +215,13 @@ class Processes:
 
     def start(self, name: str, args: list[str], log: Path, **kwargs) -> subprocess.Popen[bytes]:
         with open(log, "wb") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=_die_with_parent, **kwargs)
+            proc = subprocess.Popen(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                **DETACHED,
+                **kwargs,
+            )
         self.procs.append((name, proc))
         return proc
 
@@ -226,7 +271,7 @@ def tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process and its children (live ones, and the exited ones it waited for)."""
+    """utime + stime of the process and its children (live ones, and exited ones it waited for)."""
     ticks = 0
     for p in tree(pid):
         if (fields := _stat(p)) is not None:
@@ -251,7 +296,9 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{url}: the process exited ({proc.returncode}):\n{log.read_text(errors='replace')}")
+            raise SystemExit(
+                f"{url}: the process exited ({proc.returncode}):\n{log.read_text(errors='replace')}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=1) as answer:
                 if answer.status < 500:
@@ -266,8 +313,12 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 
 
 def post(url: str, body: str, token: str) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body.encode(), method="POST", headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    req = urllib.request.Request(
+        url,
+        data=body.encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as answer:
             return answer.status, answer.read()
@@ -295,18 +346,41 @@ class Run:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def wrk(script: Path, url: str, connections: int, seconds: float, cpu: int | None) -> dict[str, float]:
-    args = pinned(cpu, ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
-                        "--latency", "-s", str(script), url])
-    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60,
-                         start_new_session=True, preexec_fn=_die_with_parent)
-    match = re.search(r"^BENCH_RESULT (\{.*\})$", out.stdout, re.M)
+def wrk(
+    script: Path, url: str, connections: int, seconds: float, cpu: int | None
+) -> dict[str, float]:
+    args = pinned(
+        cpu,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "5s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+    )
+    out = subprocess.run(
+        args,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        **DETACHED,
+    )
+    match = re.search(r"^BENCH_RESULT (\{.*\})$", out.stdout, re.MULTILINE)
     if out.returncode != 0 or match is None:
         raise SystemExit(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     result = json.loads(match.group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out.stdout)
     result["non2xx"] = int(non2xx.group(1)) if non2xx else 0
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out.stdout)
+    sock = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out.stdout
+    )
     result["socket_errors"] = sum(int(v) for v in sock.groups()) if sock else 0
     return result
 
@@ -332,12 +406,21 @@ class Bench:
         folder.mkdir()
         self.nginx_port = free_port()
         conf = folder / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=folder, port=self.nginx_port, json=completion_body(),
-                                          sse=stream_body()))
+        conf.write_text(
+            NGINX_CONF.format(
+                dir=folder, port=self.nginx_port, json=completion_body(), sse=stream_body()
+            )
+        )
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         log = folder / "stdout.log"
-        self.nginx = self.procs.start("nginx", pinned(self.load_cpu, [
-            nginx, "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(conf)]), log)
+        self.nginx = self.procs.start(
+            "nginx",
+            pinned(
+                self.load_cpu,
+                [nginx, "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(conf)],
+            ),
+            log,
+        )
         wait_http(f"http://127.0.0.1:{self.nginx_port}/", self.nginx, log)
 
     def start_gateway(self) -> None:
@@ -346,12 +429,22 @@ class Bench:
         self.gateway_port = free_port()
         upstream = f"http://127.0.0.1:{self.nginx_port}"
         config = {
-            "bench_json": {"name": "Bench JSON", "adapter": "openai", "base_url": f"{upstream}/json/v1",
-                           "api_key_env": "BENCH_UPSTREAM_KEY", "supported_models": [JSON_MODEL],
-                           "payload_extra_parameters": {}},
-            "bench_sse": {"name": "Bench SSE", "adapter": "openai", "base_url": f"{upstream}/sse/v1",
-                          "api_key_env": "BENCH_UPSTREAM_KEY", "supported_models": [SSE_MODEL],
-                          "payload_extra_parameters": {}},
+            "bench_json": {
+                "name": "Bench JSON",
+                "adapter": "openai",
+                "base_url": f"{upstream}/json/v1",
+                "api_key_env": "BENCH_UPSTREAM_KEY",
+                "supported_models": [JSON_MODEL],
+                "payload_extra_parameters": {},
+            },
+            "bench_sse": {
+                "name": "Bench SSE",
+                "adapter": "openai",
+                "base_url": f"{upstream}/sse/v1",
+                "api_key_env": "BENCH_UPSTREAM_KEY",
+                "supported_models": [SSE_MODEL],
+                "payload_extra_parameters": {},
+            },
         }
         (folder / "config.json").write_text(json.dumps(config, indent=2))
         env = {
@@ -364,16 +457,48 @@ class Bench:
             "LOG_LEVEL": "warning",
         }
         added = subprocess.run(
-            [str(BIN / "llm-wrapper"), "tokens", "add", "--username", "bench", "--expiry",
-             "2099-01-01 00:00:00", "--rate-limit", "1000000000", "--json"],
-            env=env, cwd=folder, capture_output=True, text=True, timeout=60)
+            [
+                str(BIN / "llm-wrapper"),
+                "tokens",
+                "add",
+                "--username",
+                "bench",
+                "--expiry",
+                "2099-01-01 00:00:00",
+                "--rate-limit",
+                "1000000000",
+                "--json",
+            ],
+            env=env,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if added.returncode != 0:
             raise SystemExit(f"llm-wrapper tokens add failed:\n{added.stderr}")
         self.token = json.loads(added.stdout)["token"]
         log = folder / "server.log"
-        self.gateway = self.procs.start("gateway", pinned(self.args.gateway_cpu if self.args.pin else None, [
-            str(BIN / "llm-wrapper"), "serve", "--host", "127.0.0.1", "--port", str(self.gateway_port),
-            "--workers", "1"]), log, env=env, cwd=folder)
+        self.gateway = self.procs.start(
+            "gateway",
+            pinned(
+                self.args.gateway_cpu if self.args.pin else None,
+                [
+                    str(BIN / "llm-wrapper"),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.gateway_port),
+                    "--workers",
+                    "1",
+                ],
+            ),
+            log,
+            env=env,
+            cwd=folder,
+        )
         wait_http(f"http://127.0.0.1:{self.gateway_port}/healthz", self.gateway, log)
 
     def write_scripts(self) -> None:
@@ -388,7 +513,7 @@ class Bench:
         return f"http://127.0.0.1:{self.gateway_port}/v1/chat/completions"
 
     def check_answers(self) -> None:
-        """One request of each kind first: a broken gateway should fail loudly, not benchmark 500s."""
+        """One request of each kind first: a broken gateway fails loudly, not as 500s in a table."""
         gateway = self.url("json", "gateway")
         status, body = post(gateway, request_body(JSON_MODEL, False), self.token)
         if status != 200 or json.loads(body).get("object") != "chat.completion":
@@ -396,20 +521,30 @@ class Bench:
         status, body = post(gateway, request_body(SSE_MODEL, True), self.token)
         chunks = body.count(b'"chat.completion.chunk"')
         if status != 200 or chunks != CHUNKS or not body.rstrip().endswith(b"data: [DONE]"):
-            raise SystemExit(f"the gateway's stream is wrong ({status}, {chunks} chunks): {body[:500]!r}")
+            raise SystemExit(
+                f"the gateway's stream is wrong ({status}, {chunks} chunks): {body[:500]!r}"
+            )
 
     def measure(self, mode: str, target: str, connections: int, seconds: float) -> Run:
         assert self.nginx and self.gateway
         gw_before, ng_before = cpu_seconds(self.gateway.pid), cpu_seconds(self.nginx.pid)
-        result = wrk(self.scripts[mode], self.url(mode, target), connections, seconds, self.load_cpu)
+        result = wrk(
+            self.scripts[mode], self.url(mode, target), connections, seconds, self.load_cpu
+        )
         gw_cpu = cpu_seconds(self.gateway.pid) - gw_before
         ng_cpu = cpu_seconds(self.nginx.pid) - ng_before
         n = max(1, result["requests"])
         return Run(
-            mode=mode, target=target, connections=connections, requests=result["requests"],
+            mode=mode,
+            target=target,
+            connections=connections,
+            requests=result["requests"],
             rps=result["requests"] / (result["duration_us"] / 1e6),
-            p50_ms=result["p50"] / 1000, p90_ms=result["p90"] / 1000, p99_ms=result["p99"] / 1000,
-            non2xx=max(result["non2xx"], result["status"]), socket_errors=result["socket_errors"],
+            p50_ms=result["p50"] / 1000,
+            p90_ms=result["p90"] / 1000,
+            p99_ms=result["p99"] / 1000,
+            non2xx=max(result["non2xx"], result["status"]),
+            socket_errors=result["socket_errors"],
             gateway_cpu_ms=gw_cpu * 1000 / n if target == "gateway" else None,
             nginx_cpu_ms=ng_cpu * 1000 / n,
         )
@@ -419,13 +554,33 @@ class Bench:
         assert self.gateway
         py_spy = BIN / "py-spy"
         if not py_spy.exists():
-            raise SystemExit("--profile needs py-spy in the virtual environment (bench/run installs it)")
+            raise SystemExit(
+                "--profile needs py-spy in the virtual environment (bench/run installs it)"
+            )
         raw = self.work / "profile.txt"
-        spy = subprocess.Popen(pinned(self.load_cpu, [
-            str(py_spy), "record", "--pid", str(worker_pid(self.gateway.pid)), "--duration", str(round(seconds)),
-            "--rate", "200", "--format", "raw", "--output", str(raw), "--nonblocking"]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=_die_with_parent)
+        spy = subprocess.Popen(
+            pinned(
+                self.load_cpu,
+                [
+                    str(py_spy),
+                    "record",
+                    "--pid",
+                    str(worker_pid(self.gateway.pid)),
+                    "--duration",
+                    str(round(seconds)),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(raw),
+                    "--nonblocking",
+                ],
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            **DETACHED,
+        )
         try:
             time.sleep(0.5)
             run = self.measure("json", "gateway", 32, seconds)
@@ -435,7 +590,9 @@ class Bench:
                 spy.kill()
                 spy.wait()
         if not raw.exists():
-            raise SystemExit(f"py-spy wrote nothing: {spy.stderr.read().decode() if spy.stderr else ''}")
+            raise SystemExit(
+                f"py-spy wrote nothing: {spy.stderr.read().decode() if spy.stderr else ''}"
+            )
         if self.args.profile_out:
             shutil.copy(raw, self.args.profile_out)
         return {"run": run, **summarise_profile(raw.read_text())}
@@ -456,9 +613,13 @@ class Bench:
         elapsed = time.monotonic() - started
         after = rss_kib(worker)
         return {
-            "warmup_requests": warmed["requests"], "requests": soaked["requests"], "seconds": elapsed,
+            "warmup_requests": warmed["requests"],
+            "requests": soaked["requests"],
+            "seconds": elapsed,
             "errors": soaked["non2xx"] + soaked["socket_errors"] + soaked["status"],
-            "rss_before_kib": before, "rss_after_kib": after, "rss_pct": (after - before) * 100 / before,
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "rss_pct": (after - before) * 100 / before,
         }
 
 
@@ -497,8 +658,11 @@ def summarise_profile(text: str) -> dict[str, object]:
             if ours:
                 ours_inclusive[key] += n
     total = max(1, total)
-    pct = lambda c: [(k, v * 100 / total) for k, v in c.most_common(15)]  # noqa: E731
-    return {"samples": total, "self": pct(own), "ours_inclusive": pct(ours_inclusive)}
+
+    def top(counts: Counter[str]) -> list[tuple[str, float]]:
+        return [(k, v * 100 / total) for k, v in counts.most_common(15)]
+
+    return {"samples": total, "self": top(own), "ours_inclusive": top(ours_inclusive)}
 
 
 # Report ------------------------------------------------------------------------------
@@ -509,43 +673,76 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def table(runs: list[Run]) -> str:
-    head = ("| load | path | conns | req/s | p50 ms | p90 ms | p99 ms | non-2xx | socket errors "
-            "| gateway CPU ms/req | nginx CPU ms/req |")
+    head = (
+        "| load | path | conns | req/s | p50 ms | p90 ms | p99 ms | non-2xx | socket errors "
+        "| gateway CPU ms/req | nginx CPU ms/req |"
+    )
     lines = [head, "|" + "---|" * 11]
     for r in runs:
         lines.append(
-            f"| {r.mode.upper()} | {r.target} | {r.connections} | {fmt(r.rps, 0)} | {fmt(r.p50_ms, 3)} "
+            f"| {r.mode.upper()} | {r.target} | {r.connections} | {fmt(r.rps, 0)} "
+            f"| {fmt(r.p50_ms, 3)} "
             f"| {fmt(r.p90_ms, 3)} | {fmt(r.p99_ms, 3)} | {r.non2xx} | {r.socket_errors} "
-            f"| {fmt(r.gateway_cpu_ms, 3)} | {fmt(r.nginx_cpu_ms, 3)} |")
+            f"| {fmt(r.gateway_cpu_ms, 3)} | {fmt(r.nginx_cpu_ms, 3)} |"
+        )
     return "\n".join(lines)
 
 
 def find(runs: list[Run], mode: str, target: str, connections: int) -> Run | None:
-    return next((r for r in runs if (r.mode, r.target, r.connections) == (mode, target, connections)), None)
+    return next(
+        (r for r in runs if (r.mode, r.target, r.connections) == (mode, target, connections)), None
+    )
 
 
-def verdicts(runs: list[Run], soak: dict[str, float] | None) -> list[tuple[str, str, str, bool | None]]:
+def verdicts(
+    runs: list[Run], soak: dict[str, float] | None
+) -> list[tuple[str, str, str, bool | None]]:
     out: list[tuple[str, str, str, bool | None]] = []
-    for mode, key, cpu_key, what in (("json", "json_rps", "json_cpu_ms", "JSON request"),
-                                     ("sse", "sse_rps", "sse_cpu_ms", "20-chunk stream")):
+    for mode, key, cpu_key, what in (
+        ("json", "json_rps", "json_cpu_ms", "JSON request"),
+        ("sse", "sse_rps", "sse_cpu_ms", "20-chunk stream"),
+    ):
         r = find(runs, mode, "gateway", 32)
         if r is not None:
             ok = r.rps >= TARGETS[key] and r.non2xx == 0 and r.socket_errors == 0
-            out.append((f"{mode.upper()} req/s, 32 connections, no errors", f"≥ {TARGETS[key]:,}",
-                        f"{r.rps:,.0f} ({r.non2xx + r.socket_errors} errors)", ok))
+            out.append(
+                (
+                    f"{mode.upper()} req/s, 32 connections, no errors",
+                    f"≥ {TARGETS[key]:,}",
+                    f"{r.rps:,.0f} ({r.non2xx + r.socket_errors} errors)",
+                    ok,
+                )
+            )
             assert r.gateway_cpu_ms is not None
-            out.append((f"gateway CPU per {what}", f"≤ {TARGETS[cpu_key]} ms", f"{r.gateway_cpu_ms:.3f} ms",
-                        r.gateway_cpu_ms <= TARGETS[cpu_key]))
+            out.append(
+                (
+                    f"gateway CPU per {what}",
+                    f"≤ {TARGETS[cpu_key]} ms",
+                    f"{r.gateway_cpu_ms:.3f} ms",
+                    r.gateway_cpu_ms <= TARGETS[cpu_key],
+                )
+            )
     for mode in ("json", "sse"):
         g, d = find(runs, mode, "gateway", 1), find(runs, mode, "direct", 1)
         if g and d:
             added = g.p50_ms - d.p50_ms
-            out.append((f"added median latency, {mode.upper()}, 1 connection", f"≤ {TARGETS['added_p50_ms']} ms",
-                        f"{added:.3f} ms", added <= TARGETS["added_p50_ms"]))
+            out.append(
+                (
+                    f"added median latency, {mode.upper()}, 1 connection",
+                    f"≤ {TARGETS['added_p50_ms']} ms",
+                    f"{added:.3f} ms",
+                    added <= TARGETS["added_p50_ms"],
+                )
+            )
     if soak:
-        out.append((f"RSS change over {soak['requests']:,} requests", f"within {TARGETS['rss_pct']:.0f}%",
-                    f"{soak['rss_pct']:+.1f}%", abs(soak["rss_pct"]) <= TARGETS["rss_pct"]
-                    and soak["requests"] >= 100_000))
+        out.append(
+            (
+                f"RSS change over {soak['requests']:,} requests",
+                f"within {TARGETS['rss_pct']:.0f}%",
+                f"{soak['rss_pct']:+.1f}%",
+                abs(soak["rss_pct"]) <= TARGETS["rss_pct"] and soak["requests"] >= 100_000,
+            )
+        )
     return out
 
 
@@ -555,14 +752,27 @@ def machine() -> dict[str, str]:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
-    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0].strip()
+    nginx = subprocess.run(
+        ["nginx", "-v"], capture_output=True, text=True, check=False
+    ).stderr.strip()
+    wrk_v = (
+        subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        .stdout.split("\n")[0]
+        .strip()
+    )
     return {
-        "nproc": str(os.cpu_count()), "cpu": model, "kernel": platform.release(),
-        "os": _os_name(), "loadavg": Path("/proc/loadavg").read_text().split(" ")[0],
-        "python": platform.python_version(), "uvicorn": version("uvicorn"), "aiohttp": version("aiohttp"),
-        "fastapi": version("fastapi"), "llm-wrapper": version("llm-wrapper"),
-        "nginx": nginx.split("/", 1)[-1], "wrk": wrk_v.split(" ")[1] if " " in wrk_v else wrk_v,
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "loadavg": Path("/proc/loadavg").read_text().split(" ")[0],
+        "python": platform.python_version(),
+        "uvicorn": version("uvicorn"),
+        "aiohttp": version("aiohttp"),
+        "fastapi": version("fastapi"),
+        "llm-wrapper": version("llm-wrapper"),
+        "nginx": nginx.split("/", 1)[-1],
+        "wrk": wrk_v.split(" ")[1] if " " in wrk_v else wrk_v,
     }
 
 
@@ -576,42 +786,90 @@ def _os_name() -> str:
     return platform.system()
 
 
-def report(args: argparse.Namespace, info: dict[str, str], runs: list[Run], soak: dict[str, float] | None,
-           command: str, profile: dict[str, object] | None) -> str:
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def layout(args: argparse.Namespace) -> str:
+    if not args.pin:
+        return "- Layout: nothing pinned (fewer than 2 CPUs)."
+    return (
+        f"- Layout: `llm-wrapper serve --workers 1` pinned to CPU {args.gateway_cpu}; nginx "
+        f"(1 worker) and wrk (1 thread) pinned to CPU {args.load_cpu}. {args.duration:g} s per "
+        "run. SQLite token store, analytics log on, a real token with a large daily limit."
+    )
+
+
+def report(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    runs: list[Run],
+    soak: dict[str, float] | None,
+    command: str,
+    profile: dict[str, object] | None,
+) -> str:
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"Measured {date} with `{command}`.", "",
-        f"- Machine: {info['nproc']} CPUs ({info['cpu']}), kernel {info['kernel']}, {info['os']}; "
-        f"1-minute load average {info['loadavg']} when the run started.",
-        f"- Versions: Python {info['python']}, uvicorn {info['uvicorn']}, aiohttp {info['aiohttp']}, "
-        f"FastAPI {info['fastapi']}, llm-wrapper {info['llm-wrapper']}; nginx {info['nginx']}, wrk {info['wrk']}.",
-        f"- Layout: `llm-wrapper serve --workers 1` pinned to CPU {args.gateway_cpu}; nginx (1 worker) and wrk "
-        f"(1 thread) pinned to CPU {args.load_cpu}. {args.duration:g} s per run. SQLite token store, "
-        "analytics log on, a real token with a large daily limit." if args.pin else
-        "- Layout: nothing pinned (fewer than 2 CPUs).",
-        "", "### Targets", "", "| what | target | measured | met |", "|---|---|---|---|",
+        f"Measured {date} with `{command}`.",
+        "",
+        (
+            f"- Machine: {info['nproc']} CPUs ({info['cpu']}), kernel {info['kernel']}, "
+            f"{info['os']}; 1-minute load average {info['loadavg']} when the run started."
+        ),
+        (
+            f"- Versions: Python {info['python']}, uvicorn {info['uvicorn']}, "
+            f"aiohttp {info['aiohttp']}, FastAPI {info['fastapi']}, "
+            f"llm-wrapper {info['llm-wrapper']}; nginx {info['nginx']}, wrk {info['wrk']}."
+        ),
+        layout(args),
+        "",
+        "### Targets",
+        "",
+        "| what | target | measured | met |",
+        "|---|---|---|---|",
     ]
     for what, target, measured, ok in verdicts(runs, soak):
         lines.append(f"| {what} | {target} | {measured} | {'yes' if ok else 'no'} |")
     lines += ["", "### Throughput, latency and CPU", "", table(runs), ""]
-    lines.append("\"direct\" is wrk straight to nginx; \"gateway\" goes through llm-wrapper to the same nginx "
-                 "location. CPU per request is utime + stime from `/proc/PID/stat` (children included) "
-                 "over the run, divided by the requests wrk completed.")
+    lines.append(
+        '"direct" is wrk straight to nginx; "gateway" goes through llm-wrapper to the same nginx '
+        "location. CPU per request is utime + stime from `/proc/PID/stat` (children included) "
+        "over the run, divided by the requests wrk completed."
+    )
     if soak:
-        lines += ["", "### Memory soak", "",
-                  f"{soak['requests']:,} requests (JSON and 20-chunk streams alternating, 32 connections, "
-                  f"{soak['seconds']:.0f} s, {soak['errors']} errors) after a warm-up of "
-                  f"{soak['warmup_requests']:,}: worker RSS {soak['rss_before_kib'] / 1024:.1f} MiB after the "
-                  f"warm-up, {soak['rss_after_kib'] / 1024:.1f} MiB after the soak ({soak['rss_pct']:+.1f}%)."]
+        lines += [
+            "",
+            "### Memory soak",
+            "",
+            (
+                f"{soak['requests']:,} requests (JSON and 20-chunk streams alternating, "
+                f"32 connections, {soak['seconds']:.0f} s, {soak['errors']} errors) after a "
+                f"warm-up of {soak['warmup_requests']:,}: worker RSS "
+                f"{soak['rss_before_kib'] / 1024:.1f} MiB after the warm-up, "
+                f"{soak['rss_after_kib'] / 1024:.1f} MiB after the soak ({soak['rss_pct']:+.1f}%)."
+            ),
+        ]
     if profile:
         run = profile["run"]
         assert isinstance(run, Run)
-        lines += ["", "### Profile (py-spy, JSON, 32 connections)", "",
-                  f"{profile['samples']} samples at {run.rps:,.0f} req/s (the sampler itself costs some "
-                  "throughput). Self time, top functions:", "", "| function | % of samples |", "|---|---|"]
+        lines += [
+            "",
+            "### Profile (py-spy, JSON, 32 connections)",
+            "",
+            (
+                f"{profile['samples']} samples at {run.rps:,.0f} req/s (the sampler itself costs "
+                "some throughput). Self time, top functions:"
+            ),
+            "",
+            "| function | % of samples |",
+            "|---|---|",
+        ]
         lines += [f"| `{k}` | {v:.1f} |" for k, v in profile["self"]]  # type: ignore[attr-defined]
-        lines += ["", "Inclusive time in the gateway's own code:", "", "| function | % of samples |", "|---|---|"]
-        lines += [f"| `{k}` | {v:.1f} |" for k, v in profile["ours_inclusive"]]  # type: ignore[attr-defined]
+        lines += [
+            "",
+            "Inclusive time in the gateway's own code:",
+            "",
+            "| function | % of samples |",
+            "|---|---|",
+        ]
+        ours = profile["ours_inclusive"]
+        lines += [f"| `{k}` | {v:.1f} |" for k, v in ours]  # type: ignore[attr-defined]
     return "\n".join(lines)
 
 
@@ -647,17 +905,29 @@ The section below is rewritten by each run; the rest of this file is kept.
 # Main --------------------------------------------------------------------------------
 
 
+def shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=10, help="seconds per load run (default 10)")
-    p.add_argument("--connections", default="1,32", help="comma-separated connection counts (default 1,32)")
+    p.add_argument(
+        "--connections", default="1,32", help="comma-separated connection counts (default 1,32)"
+    )
     p.add_argument("--soak-requests", type=int, default=100_000, help="requests in the memory soak")
-    p.add_argument("--soak-warmup", type=int, default=10_000, help="requests before the first RSS reading")
-    p.add_argument("--soak-max-seconds", type=float, default=300, help="upper bound on each soak phase")
+    p.add_argument(
+        "--soak-warmup", type=int, default=10_000, help="requests before the first RSS reading"
+    )
+    p.add_argument(
+        "--soak-max-seconds", type=float, default=300, help="upper bound on each soak phase"
+    )
     p.add_argument("--no-soak", action="store_true", help="skip the memory soak")
     p.add_argument("--profile", action="store_true", help="also profile one JSON run with py-spy")
     p.add_argument("--profile-out", type=Path, help="keep py-spy's raw (collapsed) stacks here")
-    p.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md", help="report to update")
+    p.add_argument(
+        "--doc", type=Path, default=ROOT / "docs" / "benchmarks.md", help="report to update"
+    )
     p.add_argument("--no-doc", action="store_true", help="print only; leave the report alone")
     p.add_argument("--gateway-cpu", type=int, default=0, help="CPU for the gateway (default 0)")
     p.add_argument("--load-cpu", type=int, default=1, help="CPU for nginx and wrk (default 1)")
@@ -695,16 +965,29 @@ def main(argv: list[str] | None = None) -> int:
         bench.start_gateway()
         bench.write_scripts()
         bench.check_answers()
-        for mode in ("json", "sse"):  # connections, pools and code paths warm before anything counts
-            wrk(bench.scripts[mode], bench.url(mode, "gateway"), 32, min(3.0, args.duration), bench.load_cpu)
+        for mode in (
+            "json",
+            "sse",
+        ):  # connections, pools and code paths warm before anything counts
+            wrk(
+                bench.scripts[mode],
+                bench.url(mode, "gateway"),
+                32,
+                min(3.0, args.duration),
+                bench.load_cpu,
+            )
         runs: list[Run] = []
         for mode in ("json", "sse"):
             for conns in args.conns:
                 for target in ("direct", "gateway"):
                     run = bench.measure(mode, target, conns, args.duration)
                     runs.append(run)
-                    print(f"  {mode:4} {target:7} c={conns:<3} {run.rps:9,.0f} req/s  p50 {run.p50_ms:.3f} ms"
-                          f"  non-2xx {run.non2xx}  socket errors {run.socket_errors}", file=sys.stderr)
+                    print(
+                        f"  {mode:4} {target:7} c={conns:<3} {run.rps:9,.0f} req/s  "
+                        f"p50 {run.p50_ms:.3f} ms"
+                        f"  non-2xx {run.non2xx}  socket errors {run.socket_errors}",
+                        file=sys.stderr,
+                    )
         profile = bench.profile(args.duration) if args.profile else None
         soak = None
         if not args.no_soak:
@@ -714,7 +997,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + body)
         if not args.no_doc:
             update_doc(args.doc, body)
-            print(f"\nwrote {args.doc.relative_to(ROOT) if args.doc.is_relative_to(ROOT) else args.doc}")
+            print(f"\nwrote {shown(args.doc)}")
         return 0
     finally:
         procs.stop_all()
