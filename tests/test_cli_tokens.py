@@ -1,4 +1,4 @@
-"""`llm-wrapper tokens …` and `tokens/manage_tokens.py …`, run as the user runs them (subprocesses)."""
+"""`llm-wrapper tokens …` and `tokens/manage_tokens.py …`, run as users run them (subprocesses)."""
 
 from __future__ import annotations
 
@@ -37,16 +37,38 @@ class Tokens:
         }
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "llm-wrapper"), "tokens", *args], env=self.env,
-                              cwd=self.tmp_path, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [str(BIN / "llm-wrapper"), "tokens", *args],
+            env=self.env,
+            cwd=self.tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def shim(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(SHIM), *args], env=self.env,
-                              cwd=self.tmp_path, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, str(SHIM), *args],
+            env=self.env,
+            cwd=self.tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
-    def add(self, username: str = "alice", rate_limit: int = 5, expiry: str = "2099-01-01 00:00:00") -> dict:
-        out = self.run("add", "--username", username, "--expiry", expiry,
-                       "--rate-limit", str(rate_limit), "--json")
+    def add(
+        self, username: str = "alice", rate_limit: int = 5, expiry: str = "2099-01-01 00:00:00"
+    ) -> dict:
+        out = self.run(
+            "add",
+            "--username",
+            username,
+            "--expiry",
+            expiry,
+            "--rate-limit",
+            str(rate_limit),
+            "--json",
+        )
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 
@@ -74,7 +96,11 @@ def assert_no_secret(text: str, token: str) -> None:
 def check_add_list_delete(tokens: Tokens) -> None:
     added = tokens.add("alice", rate_limit=5, expiry="2030-01-01 00:00:00")
     assert set(added) >= {"token", "username", "expiry", "rate_limit"}
-    assert (added["username"], added["expiry"], added["rate_limit"]) == ("alice", "2030-01-01 00:00:00", 5)
+    assert (added["username"], added["expiry"], added["rate_limit"]) == (
+        "alice",
+        "2030-01-01 00:00:00",
+        5,
+    )
     token = added["token"]
     assert re.fullmatch(r"llmw_[A-Za-z0-9_-]{43,}", token)
     expired = tokens.add("bob", rate_limit=1, expiry="2000-01-01 00:00:00")
@@ -82,7 +108,14 @@ def check_add_list_delete(tokens: Tokens) -> None:
     listed = tokens.list()
     assert [r["username"] for r in listed] == ["alice", "bob"]
     for row in listed:
-        assert set(row) >= {"username", "expiry", "expired", "rate_limit", "requests_today", "lifetime_requests"}
+        assert set(row) >= {
+            "username",
+            "expiry",
+            "expired",
+            "rate_limit",
+            "requests_today",
+            "lifetime_requests",
+        }
         assert (row["requests_today"], row["lifetime_requests"]) == (0, 0)
     assert [r["expired"] for r in listed] == [False, True]
     assert listed[0]["id"] == hash_token(token)[:10]
@@ -106,13 +139,22 @@ def test_add_list_delete_on_sqlite(sqlite_tokens: Tokens, tmp_path: Path) -> Non
     assert row_count(tmp_path) == 0
 
 
-def test_add_list_delete_on_postgres(tmp_path: Path, pg_dsn: str) -> None:
-    check_add_list_delete(Tokens(tmp_path, pg_dsn))
+def test_add_list_delete_import_on_postgres(tmp_path: Path, pg_dsn: str) -> None:
+    tokens = Tokens(tmp_path, pg_dsn)
+    check_add_list_delete(tokens)
+    original = tmp_path / "auth_tokens.db"
+    original_database(original)
+    for expected in ("Imported 3", "Imported 0"):
+        out = tokens.run("import", str(original))
+        assert out.returncode == 0 and expected in out.stdout, (out.stdout, out.stderr)
+        listed = [(r["username"], r["requests_today"], r["lifetime_requests"]) for r in tokens.list()]
+        assert listed == [("gone", 0, 0), ("olduser", 3, 40), ("staleuser", 0, 12)]
 
 
 def test_add_prints_the_token_once_in_plain_text(sqlite_tokens: Tokens) -> None:
-    out = sqlite_tokens.run("add", "--username", "carol", "--expiry", "2030-01-01 00:00:00",
-                            "--rate_limit", "3")
+    out = sqlite_tokens.run(
+        "add", "--username", "carol", "--expiry", "2030-01-01 00:00:00", "--rate_limit", "3"
+    )
     assert out.returncode == 0, out.stderr
     tokens = re.findall(r"llmw_[A-Za-z0-9_-]{43,}", out.stdout)
     assert len(tokens) == 1
@@ -122,7 +164,9 @@ def test_add_prints_the_token_once_in_plain_text(sqlite_tokens: Tokens) -> None:
 
 def test_the_original_command_lines(sqlite_tokens: Tokens, tmp_path: Path) -> None:
     assert sqlite_tokens.shim("list").returncode == 0  # the original's "initialise" step
-    added = sqlite_tokens.shim("add", "--username", "u", "--expiry", "2030-01-01 00:00:00", "--rate-limit", "5")
+    added = sqlite_tokens.shim(
+        "add", "--username", "u", "--expiry", "2030-01-01 00:00:00", "--rate-limit", "5"
+    )
     assert added.returncode == 0, added.stderr
     (token,) = re.findall(r"llmw_[A-Za-z0-9_-]{43,}", added.stdout)
     listed = sqlite_tokens.shim("list")
@@ -144,7 +188,10 @@ BAD_ADDS = [
     (["--username", "u", "--expiry", "2030-01-01 00:00:00", "--rate-limit", "0"], "rate-limit"),
     (["--username", "u", "--expiry", "2030-01-01 00:00:00", "--rate-limit", "-3"], "rate-limit"),
     (["--username", "u", "--expiry", "2030-01-01 00:00:00", "--rate-limit", "ten"], "rate-limit"),
-    (["--username", "u", "--expiry", "2030-01-01 00:00:00", "--rate-limit", "99999999999"], "rate-limit"),
+    (
+        ["--username", "u", "--expiry", "2030-01-01 00:00:00", "--rate-limit", "99999999999"],
+        "rate-limit",
+    ),
     (["--username", "", "--expiry", "2030-01-01 00:00:00", "--rate-limit", "5"], "username"),
     (["--username", "   ", "--expiry", "2030-01-01 00:00:00", "--rate-limit", "5"], "username"),
     (["--expiry", "2030-01-01 00:00:00", "--rate-limit", "5"], "username"),
@@ -183,15 +230,21 @@ ORIGINAL_SCHEMA = """CREATE TABLE tokens (
 def original_database(path: Path) -> dict[str, str]:
     """An auth_tokens.db as the original manage_tokens.py wrote it: plaintext tokens."""
     today = datetime.now(timezone.utc).date().isoformat()
-    tokens = {"active": "old-secret-active-3f9a7c", "stale": "old-secret-stale-81be2d",
-              "expired": "old-secret-expired-55c0aa"}
+    tokens = {
+        "active": "old-secret-active-3f9a7c",
+        "stale": "old-secret-stale-81be2d",
+        "expired": "old-secret-expired-55c0aa",
+    }
     with sqlite3.connect(path) as db:
         db.execute(ORIGINAL_SCHEMA)
-        db.executemany("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)", [
-            (tokens["active"], "olduser", "2099-01-01 00:00:00", 3, 10, today, 40),
-            (tokens["stale"], "staleuser", "2099-01-01 00:00:00", 7, 10, "2020-01-01", 12),
-            (tokens["expired"], "gone", "2020-01-01 00:00:00", 0, 10, None, 0),
-        ])
+        db.executemany(
+            "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (tokens["active"], "olduser", "2099-01-01 00:00:00", 3, 10, today, 40),
+                (tokens["stale"], "staleuser", "2099-01-01 00:00:00", 7, 10, "2020-01-01", 12),
+                (tokens["expired"], "gone", "2020-01-01 00:00:00", 0, 10, None, 0),
+            ],
+        )
     db.close()
     return tokens
 
@@ -206,15 +259,18 @@ def provider() -> Iterator[ThreadedServer]:
 def test_import_of_the_original_database(tmp_path: Path, provider: ThreadedServer) -> None:
     original = tmp_path / "auth_tokens.db"
     secrets = original_database(original)
-    gateway = GatewayProcess(tmp_path, {KEY_ENV: "sk-fake", "DATABASE_URL": f"sqlite:///{tmp_path / 'tokens.db'}"},
-                             config=minimal_openai_config(provider.url))
+    gateway = GatewayProcess(
+        tmp_path,
+        {KEY_ENV: "sk-fake", "DATABASE_URL": f"sqlite:///{tmp_path / 'tokens.db'}"},
+        config=minimal_openai_config(provider.url),
+    )
     first = gateway.cli("tokens", "import", str(original))
     assert "Imported 3" in first.stdout
     listed = json.loads(gateway.cli("tokens", "list", "--json").stdout)
-    assert [(r["username"], r["requests_today"], r["lifetime_requests"], r["rate_limit"], r["expired"])
-            for r in listed] == [
-        ("gone", 0, 0, 10, True), ("olduser", 3, 40, 10, False), ("staleuser", 0, 12, 10, False)
-    ]
+    assert [
+        (r["username"], r["requests_today"], r["lifetime_requests"], r["rate_limit"], r["expired"])
+        for r in listed
+    ] == [("gone", 0, 0, 10, True), ("olduser", 3, 40, 10, False), ("staleuser", 0, 12, 10, False)]
     second = gateway.cli("tokens", "import", str(original))
     assert "Imported 0" in second.stdout
     assert json.loads(gateway.cli("tokens", "list", "--json").stdout) == listed
@@ -227,21 +283,35 @@ def test_import_of_the_original_database(tmp_path: Path, provider: ThreadedServe
     gateway.start()
     try:
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
-        answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body,
-                            headers={"Authorization": f"Bearer {secrets['active']}"}, timeout=30)
+        answer = httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {secrets['active']}"},
+            timeout=30,
+        )
         assert answer.status_code == 200, answer.text
         assert answer.headers["x-ratelimit-remaining-requests"] == "6"
         assert answer.json()["choices"][0]["message"]["content"] == "pong"
-        stale = httpx.post(f"{gateway.url}/v1/chat/completions", json=body,
-                           headers={"Authorization": f"Bearer {secrets['stale']}"}, timeout=30)
+        stale = httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {secrets['stale']}"},
+            timeout=30,
+        )
         assert stale.status_code == 200 and stale.headers["x-ratelimit-remaining-requests"] == "9"
-        refused = httpx.post(f"{gateway.url}/v1/chat/completions", json=body,
-                             headers={"Authorization": f"Bearer {secrets['expired']}"}, timeout=30)
+        refused = httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {secrets['expired']}"},
+            timeout=30,
+        )
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_expired"
     finally:
         gateway.stop()
-    after = {r["username"]: (r["requests_today"], r["lifetime_requests"])
-             for r in json.loads(gateway.cli("tokens", "list", "--json").stdout)}
+    after = {
+        r["username"]: (r["requests_today"], r["lifetime_requests"])
+        for r in json.loads(gateway.cli("tokens", "list", "--json").stdout)
+    }
     assert after == {"gone": (0, 0), "olduser": (4, 41), "staleuser": (1, 13)}
 
 

@@ -39,7 +39,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, provider: ThreadedServer, database_url: str) -> Iterator[GatewayProcess]:
+def gateway(
+    tmp_path: Path, provider: ThreadedServer, database_url: str
+) -> Iterator[GatewayProcess]:
     process = GatewayProcess(
         tmp_path,
         {"DATABASE_URL": database_url, KEY_ENV: "sk-fake"},
@@ -79,8 +81,9 @@ async def test_a_burst_on_two_workers_admits_exactly_the_limit(
     # Authenticated routes other than chat completions do not count.
     async with aiohttp.ClientSession() as session:
         for _ in range(5):
-            async with session.get(f"{gateway.url}/v1/models",
-                                   headers={"Authorization": f"Bearer {token}"}) as r:
+            async with session.get(
+                f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {token}"}
+            ) as r:
                 assert r.status == 200
                 assert MODEL in [m["id"] for m in (await r.json())["data"]]
                 assert r.headers["x-ratelimit-remaining-requests"] == str(LIMIT)
@@ -101,9 +104,10 @@ async def test_a_burst_on_two_workers_admits_exactly_the_limit(
     assert usage(gateway) == [("burst", LIMIT, LIMIT)]
 
     # Out of requests, the token still authenticates elsewhere, and still counts nothing.
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{gateway.url}/v1/models",
-                               headers={"Authorization": f"Bearer {token}"}) as r:
-            assert r.status == 200
-            assert r.headers["x-ratelimit-remaining-requests"] == "0"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {token}"}) as r,
+    ):
+        assert r.status == 200
+        assert r.headers["x-ratelimit-remaining-requests"] == "0"
     assert usage(gateway) == [("burst", LIMIT, LIMIT)]

@@ -1,54 +1,31 @@
-"""The token store, the same tests on both backends: a SQLite file and a real PostgreSQL."""
+"""The token store, the same tests on both backends (the `store` fixture): SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import AsyncIterator
 
 import asyncpg
-import pytest
 
 from llm_wrapper.store import Store
 from llm_wrapper.store.migrations import MIGRATIONS
-from llm_wrapper.store.postgres import PostgresStore
 from llm_wrapper.store.sqlite import SQLiteStore
 from llm_wrapper.tokens import TokenRecord, hash_token, new_token
+
+from .fixtures.postgres import open_backend
 
 NOW = datetime(2030, 6, 15, 12, 0, 0, tzinfo=timezone.utc)
 EXPIRY = datetime(2031, 1, 1, tzinfo=timezone.utc)
 
 
-def open_backend(kind: str, tmp_path: Path, dsn: str | None) -> Store:
-    if kind == "sqlite":
-        return SQLiteStore(tmp_path / "store.db")
-    assert dsn is not None
-    return PostgresStore(dsn, max_size=20)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
-    """("sqlite", None) or ("postgres", DSN of a fresh database)."""
-    if request.param == "postgres":
-        return "postgres", request.getfixturevalue("pg_dsn")
-    return "sqlite", None
-
-
-@pytest.fixture
-async def store(backend: tuple[str, str | None], tmp_path: Path) -> AsyncIterator[Store]:
-    opened = open_backend(backend[0], tmp_path, backend[1])
-    await opened.migrate()
-    yield opened
-    await opened.close()
-
-
-async def migration_names(backend: tuple[str, str | None], tmp_path: Path) -> list[str]:
+async def migration_names(backend: tuple[str, str]) -> list[str]:
     if backend[0] == "sqlite":
-        with sqlite3.connect(tmp_path / "store.db") as db:
+        with sqlite3.connect(backend[1]) as db:
             return [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
     conn = await asyncpg.connect(backend[1])
     try:
@@ -57,10 +34,16 @@ async def migration_names(backend: tuple[str, str | None], tmp_path: Path) -> li
         await conn.close()
 
 
-async def add(store: Store, *, rate_limit: int = 5, expiry: datetime = EXPIRY, username: str = "alice") -> str:
+async def add(
+    store: Store, *, rate_limit: int = 5, expiry: datetime = EXPIRY, username: str = "alice"
+) -> str:
     token = new_token()
     await store.add_token(
-        token_hash=hash_token(token), username=username, expiry=expiry, rate_limit=rate_limit, now=NOW
+        token_hash=hash_token(token),
+        username=username,
+        expiry=expiry,
+        rate_limit=rate_limit,
+        now=NOW,
     )
     return token
 
@@ -68,16 +51,18 @@ async def add(store: Store, *, rate_limit: int = 5, expiry: datetime = EXPIRY, u
 # migrations ----------------------------------------------------------------
 
 
-async def test_migrations_are_applied_once_and_recorded(store: Store, backend, tmp_path: Path) -> None:
+async def test_migrations_are_applied_once_and_recorded(
+    store: Store, store_backend: tuple[str, str]
+) -> None:
     expected = sorted(name for name, _, _ in MIGRATIONS)
-    assert await migration_names(backend, tmp_path) == expected
+    assert await migration_names(store_backend) == expected
     assert await store.migrate() == []
-    again = open_backend(backend[0], tmp_path, backend[1])
+    again = open_backend(store_backend)
     try:
         assert await again.migrate() == []
     finally:
         await again.close()
-    assert await migration_names(backend, tmp_path) == expected
+    assert await migration_names(store_backend) == expected
 
 
 MIGRATE_SCRIPT = """
@@ -98,25 +83,28 @@ asyncio.run(main())
 """
 
 
-async def test_concurrent_migrations_from_several_processes(backend, tmp_path: Path) -> None:
-    where = str(tmp_path / "store.db") if backend[0] == "sqlite" else backend[1]
+async def test_concurrent_migrations_from_several_processes(store_backend: tuple[str, str]) -> None:
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", MIGRATE_SCRIPT, backend[0], where,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            sys.executable,
+            "-c",
+            MIGRATE_SCRIPT,
+            *store_backend,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for _ in range(4)
     ]
     outputs = [await p.communicate() for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err.decode() for _, err in outputs]
-    applied = [name for out, _ in outputs for name in __import__("json").loads(out)]
+    applied = [name for out, _ in outputs for name in json.loads(out)]
     names = [name for name, _, _ in MIGRATIONS]
     assert sorted(applied) == sorted(names)  # every step applied by exactly one process
-    assert await migration_names(backend, tmp_path) == sorted(names)
+    assert await migration_names(store_backend) == sorted(names)
 
 
-async def test_concurrent_migrations_from_tasks(backend, tmp_path: Path) -> None:
-    stores = [open_backend(backend[0], tmp_path, backend[1]) for _ in range(3)]
+async def test_concurrent_migrations_from_tasks(store_backend: tuple[str, str]) -> None:
+    stores = [open_backend(store_backend) for _ in range(3)]
     try:
         results = await asyncio.gather(*(s.migrate() for s in stores))
     finally:
@@ -134,7 +122,11 @@ async def test_add_get_list_delete(store: Store) -> None:
     record = await store.get_token(hash_token(token))
     assert record is not None
     assert (record.username, record.rate_limit, record.expiry) == ("bob", 7, EXPIRY)
-    assert (record.request_count, record.lifetime_requests, record.last_request_date) == (0, 0, None)
+    assert (record.request_count, record.lifetime_requests, record.last_request_date) == (
+        0,
+        0,
+        None,
+    )
     assert record.created_at == NOW
     assert [r.username for r in await store.list_tokens()] == ["alice", "bob"]
     assert await store.get_token(hash_token("llmw_nope")) is None
@@ -146,8 +138,14 @@ async def test_add_get_list_delete(store: Store) -> None:
 
 async def test_import_keeps_counts_and_is_idempotent(store: Store) -> None:
     record = TokenRecord(
-        token_hash=hash_token("old-plaintext"), username="carol", expiry=EXPIRY, rate_limit=10,
-        request_count=4, last_request_date=NOW.date(), lifetime_requests=99, created_at=NOW,
+        token_hash=hash_token("old-plaintext"),
+        username="carol",
+        expiry=EXPIRY,
+        rate_limit=10,
+        request_count=4,
+        last_request_date=NOW.date(),
+        lifetime_requests=99,
+        created_at=NOW,
     )
     assert await store.import_token(record) is True
     assert await store.import_token(record) is False
@@ -158,8 +156,14 @@ async def test_import_keeps_counts_and_is_idempotent(store: Store) -> None:
 
 async def test_import_without_expiry_or_history(store: Store) -> None:
     record = TokenRecord(
-        token_hash=hash_token("t"), username="dave", expiry=None, rate_limit=1,
-        request_count=0, last_request_date=None, lifetime_requests=0, created_at=NOW,
+        token_hash=hash_token("t"),
+        username="dave",
+        expiry=None,
+        rate_limit=1,
+        request_count=0,
+        last_request_date=None,
+        lifetime_requests=0,
+        created_at=NOW,
     )
     assert await store.import_token(record)
     assert await store.authorize(record.token_hash, NOW + timedelta(days=99999)) is not None
@@ -172,7 +176,9 @@ async def test_authorize_admits_exactly_up_to_the_limit(store: Store) -> None:
     token_hash = hash_token(await add(store, rate_limit=3))
     grants = [await store.authorize(token_hash, NOW) for _ in range(3)]
     assert [(g.requests_today, g.remaining, g.lifetime_requests) for g in grants if g] == [
-        (1, 2, 1), (2, 1, 2), (3, 0, 3)
+        (1, 2, 1),
+        (2, 1, 2),
+        (3, 0, 3),
     ]
     assert grants[0] is not None and grants[0].username == "alice" and grants[0].expiry == EXPIRY
     assert await store.authorize(token_hash, NOW) is None
@@ -181,9 +187,11 @@ async def test_authorize_admits_exactly_up_to_the_limit(store: Store) -> None:
     assert (record.request_count, record.lifetime_requests) == (3, 3)  # refusals count nothing
 
 
-async def test_concurrent_authorize_never_exceeds_the_limit(store: Store, backend, tmp_path: Path) -> None:
+async def test_concurrent_authorize_never_exceeds_the_limit(
+    store: Store, store_backend: tuple[str, str]
+) -> None:
     token_hash = hash_token(await add(store, rate_limit=20))
-    others = [open_backend(backend[0], tmp_path, backend[1]) for _ in range(2)]
+    others = [open_backend(store_backend) for _ in range(2)]
     try:
         results = await asyncio.gather(
             *(s.authorize(token_hash, NOW) for _ in range(30) for s in [store, *others])
@@ -247,10 +255,18 @@ async def test_the_sqlite_file_never_holds_the_plaintext(tmp_path: Path) -> None
     await store.migrate()
     token = await add(store)
     imported = "plain-imported-token-0123456789"
-    await store.import_token(TokenRecord(
-        token_hash=hash_token(imported), username="old", expiry=EXPIRY, rate_limit=3,
-        request_count=0, last_request_date=None, lifetime_requests=0, created_at=NOW,
-    ))
+    await store.import_token(
+        TokenRecord(
+            token_hash=hash_token(imported),
+            username="old",
+            expiry=EXPIRY,
+            rate_limit=3,
+            request_count=0,
+            last_request_date=None,
+            lifetime_requests=0,
+            created_at=NOW,
+        )
+    )
     assert await store.authorize(hash_token(token), NOW) is not None
     files = sorted(tmp_path.glob("store.db*"))
     assert tmp_path / "store.db-wal" in files  # still open: the WAL holds the latest writes

@@ -21,7 +21,7 @@ from llm_wrapper.tokens import (
     seconds_to_reset,
 )
 
-from .test_store import EXPIRY, NOW, add, backend, store  # noqa: F401  (fixtures)
+from .test_store import EXPIRY, NOW, add
 
 
 def test_new_token_format() -> None:
@@ -52,7 +52,9 @@ def test_parse_expiry(text: str, expected: datetime) -> None:
     assert parsed.utcoffset() == timedelta(0)
 
 
-@pytest.mark.parametrize("text", ["", "   ", "tomorrow", "2030-13-01 00:00:00", "2030-01-01 25:00:00", "01/02/2030"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "tomorrow", "2030-13-01 00:00:00", "2030-01-01 25:00:00", "01/02/2030"]
+)
 def test_parse_expiry_refuses_garbage(text: str) -> None:
     with pytest.raises(ValueError, match="YYYY-MM-DD HH:MM:SS"):
         parse_expiry(text)
@@ -121,7 +123,11 @@ async def test_identify_authenticates_without_counting(store: Store) -> None:
     await admit(store, token, NOW)
     for _ in range(3):
         record = await identify(store, token, NOW)  # works even when out of requests
-        assert (record.username, record.requests_today(NOW), record.lifetime_requests) == ("alice", 1, 1)
+        assert (record.username, record.requests_today(NOW), record.lifetime_requests) == (
+            "alice",
+            1,
+            1,
+        )
     assert ratelimit_headers(record, NOW)["x-ratelimit-remaining-requests"] == "0"
     with pytest.raises(AuthenticationFailed):
         await identify(store, "llmw_nope", NOW)

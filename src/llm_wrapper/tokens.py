@@ -8,6 +8,14 @@ an attacker cannot choose the hash of what they send.
 Times are UTC. An expiry written without a zone ("YYYY-MM-DD HH:MM:SS") is
 read as UTC; one with an offset is converted to UTC. A token is valid while
 now < expiry. The daily count starts again at 00:00 UTC.
+
+Counting (the store's `authorize`, one UPDATE … RETURNING statement): only
+`POST /v1/chat/completions` counts, when it is admitted and before it is
+forwarded, so a request the provider later fails still counts; refusals (401,
+429) count nothing. Other authenticated routes use `identify`, which checks
+the token without counting. `lifetime_requests` counts every admitted request.
+Tokens imported from the original `auth_tokens.db` keep their counts and are
+stored by hash like new ones; the original plaintext token keeps working.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The smallest OpenAI-compatible upstream: `POST /v1/chat/completions` answers one fixed completion.
+"""The smallest OpenAI-compatible upstream: `POST /v1/chat/completions` gives a fixed answer.
 
-    fake = ThreadedServer(minimal_openai_app()).start()
-    config = minimal_openai_config(fake.url)   # a provider config serving MODEL
-    ...
-    fake.app[CALLS]                             # how many requests reached the provider
+fake = ThreadedServer(minimal_openai_app()).start()
+config = minimal_openai_config(fake.url)   # a provider config serving MODEL
+...
+fake.app[CALLS]                             # how many requests reached the provider
 """
 
 from __future__ import annotations
@@ -25,25 +25,29 @@ def minimal_openai_app() -> web.Application:
     async def completions(request: web.Request) -> web.Response:
         body = await request.json()
         app[CALLS][0] += 1
-        return web.json_response({
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", MODEL),
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": "pong"},
-                "finish_reason": "stop",
-            }],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        })
+        return web.json_response(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", MODEL),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "pong"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        )
 
     app.router.add_post("/v1/chat/completions", completions)
     return app
 
 
 def minimal_openai_config(url: str) -> dict[str, Any]:
-    """A `config.json` with one OpenAI-compatible provider at the fake; set `KEY_ENV` to enable it."""
+    """A `config.json` with one provider at the fake serving MODEL; set `KEY_ENV` to enable it."""
     return {
         "openai": {
             "name": "OpenAI",
