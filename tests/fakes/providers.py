@@ -106,7 +106,7 @@ class FakeProviders:
         if command.startswith("fail:"):
             return error_response(flavor, int(command[5:]))
         if command == "slow":
-            await asyncio.sleep(SLOW_SECONDS)
+            await pause(request, SLOW_SECONDS)
         reply = Reply(flavor, model, f"Hello from {flavor}: {text}")
         if not stream:
             return await self._complete(request, reply, command)
@@ -144,7 +144,7 @@ class FakeProviders:
                 request.transport.close()
                 return response
             if command == "stall":
-                await asyncio.sleep(SLOW_SECONDS)
+                await pause(request, SLOW_SECONDS)
             elif command == "error":
                 failure = {"error": {"message": "fake upstream broke", "type": "server_error", "code": None}}
                 await response.write(b"data: " + json.dumps(failure).encode() + b"\n\n")
@@ -176,6 +176,16 @@ class FakeProviders:
         self.stream_ends[text] = "completed"
         await response.write_eof()
         return response
+
+
+async def pause(request: web.Request, seconds: float) -> None:
+    """Sleep, but stop as soon as the client hangs up (so no handler outlives the test)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if request.transport is None or request.transport.is_closing():
+            return
+        await asyncio.sleep(0.05)
 
 
 def last_user_text(body: Any) -> str:

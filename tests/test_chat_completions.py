@@ -1,0 +1,185 @@
+"""`POST /v1/chat/completions` and `GET /v1/models` end to end: the openai SDK, the real
+gateway process, and the fake providers in their own wire formats."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import openai
+import pytest
+
+from tests.fakes.providers import BASIS, CITATIONS, INTERACTION_ID, SEARCH_RESULTS
+from tests.fixtures.providers import DISABLED_KEY_ENV, KEYS, KEY_ENV, MODELS, OPENAI_EXTRA, PERPLEXITY_EXTRA
+
+FLAVORS = list(MODELS)
+
+
+def ask(marker: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "be brief"}, {"role": "user", "content": marker}]
+
+
+def expected_text(flavor: str, marker: str) -> str:
+    return f"Hello from {flavor}: {marker}"
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_non_streaming_through_every_adapter(client: openai.OpenAI, fake_providers, flavor: str) -> None:
+    marker = f"plain-{flavor}-{uuid.uuid4().hex[:8]}"
+    answer = client.chat.completions.create(model=MODELS[flavor], messages=ask(marker))
+    assert answer.object == "chat.completion"
+    assert answer.model == MODELS[flavor]
+    assert answer.id and isinstance(answer.created, int)
+    assert len(answer.choices) == 1
+    assert answer.choices[0].message.content == expected_text(flavor, marker)
+    assert answer.choices[0].finish_reason == "stop"
+    assert answer.usage is not None and answer.usage.total_tokens > 0
+    extra = answer.model_extra or {}
+    if flavor == "perplexity":
+        assert extra["citations"] == CITATIONS and extra["search_results"] == SEARCH_RESULTS
+    if flavor == "parallel":
+        assert answer.id.startswith("chatcmpl-")
+        assert extra["basis"] == BASIS and extra["interaction_id"] == INTERACTION_ID
+    received = fake_providers.one(marker)
+    assert received.flavor == flavor
+    assert received.path == f"/{flavor}/chat/completions"
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_streaming_through_every_adapter(
+    client: openai.OpenAI, fake_providers, flavor: str, include_usage: bool
+) -> None:
+    marker = f"stream-{flavor}-{include_usage}-{uuid.uuid4().hex[:8]}"
+    options = {"stream_options": {"include_usage": True}} if include_usage else {}
+    chunks = list(client.chat.completions.create(model=MODELS[flavor], messages=ask(marker), stream=True, **options))
+    assert chunks, "no chunks"
+    text = "".join(c.delta.content or "" for chunk in chunks for c in chunk.choices)
+    assert text == expected_text(flavor, marker)  # exactly once: never the cumulative `message` too
+    assert {chunk.object for chunk in chunks} == {"chat.completion.chunk"}
+    assert len({chunk.id for chunk in chunks}) == 1 and chunks[0].id
+    assert {chunk.model for chunk in chunks} == {MODELS[flavor]}
+    assert all(isinstance(chunk.created, int) for chunk in chunks)
+    reasons = [c.finish_reason for chunk in chunks for c in chunk.choices if c.finish_reason]
+    assert reasons == ["stop"]
+    usages = [chunk.usage for chunk in chunks if chunk.usage is not None]
+    if include_usage or flavor == "together":  # Together reports usage on its last chunk regardless
+        assert len(usages) == 1 and usages[0].total_tokens > 0
+    else:
+        assert usages == []
+    if flavor == "perplexity":
+        extras = [chunk.model_extra for chunk in chunks if chunk.model_extra and "citations" in chunk.model_extra]
+        assert len(extras) == 1
+        assert extras[0]["citations"] == CITATIONS and extras[0]["search_results"] == SEARCH_RESULTS
+        assert not any("message" in (c.model_extra or {}) for chunk in chunks for c in chunk.choices)
+        if include_usage:  # the last cumulative usage, once
+            assert usages[0].completion_tokens == len(expected_text(flavor, marker).split(" "))
+    if flavor == "parallel":
+        assert chunks[0].id.startswith("chatcmpl-")
+        assert (chunks[0].model_extra or {}).get("interaction_id") == INTERACTION_ID
+        assert "basis" in (chunks[0].model_extra or {})
+    received = fake_providers.one(marker)
+    assert received.body["stream"] is True
+
+
+def test_streams_end_with_a_single_done(gateway, token: str) -> None:
+    for flavor in FLAVORS:
+        body = {"model": MODELS[flavor], "messages": ask(f"done-{flavor}"), "stream": True}
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=20,
+                              headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.text.endswith("data: [DONE]\n\n"), flavor
+        assert response.text.count("[DONE]") == 1, flavor
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_forwarded_request(client: openai.OpenAI, fake_providers, token: str, flavor: str) -> None:
+    marker = f"forward-{flavor}-{uuid.uuid4().hex[:8]}"
+    client.chat.completions.create(model=MODELS[flavor], messages=ask(marker), temperature=0.9, max_tokens=50)
+    received = fake_providers.one(marker)
+    assert received.headers["Authorization"] == f"Bearer {KEYS[KEY_ENV[flavor]]}"
+    assert received.headers["Content-Type"] == "application/json"
+    body = received.body
+    assert body["model"] == MODELS[flavor] and body["messages"] == ask(marker)
+    assert body["max_tokens"] == 50
+    if flavor == "openai":  # configured extras merged; the configuration wins a clash
+        assert body["temperature"] == OPENAI_EXTRA["temperature"]
+        assert body["metadata"] == OPENAI_EXTRA["metadata"]
+    else:
+        assert body["temperature"] == 0.9
+    if flavor == "perplexity":
+        assert body["search_mode"] == PERPLEXITY_EXTRA["search_mode"]
+    # Nothing of the caller's credentials goes upstream.
+    everything = json.dumps(received.headers) + received.raw.decode()
+    assert token not in everything and "llmw_" not in everything
+    for name, key in KEYS.items():
+        if name != KEY_ENV[flavor]:
+            assert key not in everything
+
+
+def test_models_lists_the_enabled_providers_models(client: openai.OpenAI) -> None:
+    models = {m.id: m for m in client.models.list()}
+    assert set(MODELS.values()) | {"speed", "gpt-slow", "gpt-down"} == set(models)
+    assert "together-off" not in models
+    assert models["gpt-test"].owned_by == "openai" and models["gpt-test"].object == "model"
+
+
+def test_unknown_model_is_404_model_not_found(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="no-such-model", messages=ask("x"))
+    assert caught.value.status_code == 404
+    assert caught.value.code == "model_not_found"
+    assert "no-such-model" in caught.value.message
+
+
+def test_disabled_provider_is_503_naming_its_variable(client: openai.OpenAI, fake_providers) -> None:
+    marker = f"disabled-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(model="together-off", messages=ask(marker))
+    assert caught.value.status_code == 503
+    assert DISABLED_KEY_ENV in caught.value.message
+    assert fake_providers.received(marker) == []
+
+
+def test_overhead_and_ratelimit_headers_on_answers(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=ask("headers"))
+    assert float(raw.headers["x-llm-wrapper-overhead-ms"]) >= 0
+    assert int(raw.headers["x-ratelimit-limit-requests"]) == 100000
+    assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
+    with client.chat.completions.with_streaming_response.create(
+        model="sonar-test", messages=ask("headers"), stream=True
+    ) as streamed:
+        assert float(streamed.headers["x-llm-wrapper-overhead-ms"]) >= 0
+        assert "x-ratelimit-remaining-requests" in streamed.headers
+        assert "".join(c.choices[0].delta.content or "" for c in streamed.parse() if c.choices)
+
+
+def test_ratelimit_remaining_counts_down_then_429(gateway) -> None:
+    token = gateway.add_token("carol", rate_limit=3)
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"model": "gpt-test", "messages": ask("count")}
+    seen = []
+    for _ in range(3):
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=20)
+        assert response.status_code == 200
+        assert response.headers["x-ratelimit-limit-requests"] == "3"
+        seen.append(response.headers["x-ratelimit-remaining-requests"])
+    assert seen == ["2", "1", "0"]
+    refused = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=20)
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert set(refused.json()["error"]) == {"message", "type", "param", "code"}
+    # Listing models is not a chat completion: not counted, still answered.
+    listed = httpx.get(f"{gateway.url}/v1/models", headers=headers, timeout=20)
+    assert listed.status_code == 200 and listed.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_missing_or_bad_token_is_401(gateway) -> None:
+    body = {"model": "gpt-test", "messages": ask("who")}
+    for headers in ({}, {"Authorization": "Bearer llmw_not-a-real-token"}, {"Authorization": "Basic abc"}):
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=20)
+        assert response.status_code == 401
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
