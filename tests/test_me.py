@@ -112,10 +112,10 @@ class _Monitor:
     active: bool
 
 
-def test_monitor_json_writes_times_like_expiries() -> None:
+def test_monitor_json_writes_iso_times() -> None:
     created = datetime(2030, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
     out = monitor_json(_Monitor("mon_1", "erin", "rust releases", "daily", created, None, True))
     assert out == {
         "monitor_id": "mon_1", "username": "erin", "query": "rust releases", "frequency": "daily",
-        "created_at": "2030-05-06 07:08:09", "deactivated_at": None, "active": True,
+        "created_at": "2030-05-06T07:08:09Z", "deactivated_at": None, "active": True,
     }

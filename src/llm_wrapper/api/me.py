@@ -47,11 +47,13 @@ async def account(user: TokenRecord, services: Services) -> dict[str, Any]:
 
 
 def monitor_json(monitor: Any) -> dict[str, Any]:
-    """A monitor as JSON: its public fields, datetimes written like token expiries."""
+    """A monitor as `/v1/monitors` shows it (its `to_json()`), else its public fields, times in ISO 8601."""
+    if callable(getattr(monitor, "to_json", None)):
+        return monitor.to_json()
     out = {name: getattr(monitor, name, None) for name in MONITOR_FIELDS}
     for name, value in out.items():
         if isinstance(value, datetime):
-            out[name] = format_time(value)
+            out[name] = value.isoformat().replace("+00:00", "Z")
     return out
 
 

@@ -7,7 +7,6 @@
   const errorBox = document.getElementById("form-error");
   const panel = document.getElementById("account");
   const keeper = L.tokenKeeper(form.querySelector("[data-token-field]"), function () { panel.hidden = true; });
-  const CADENCES = { hourly: "Every hour", daily: "Every day", weekly: "Every week" };
   const DAY = 86400000;
 
   function text(id, value) { document.getElementById(id).textContent = String(value); }
@@ -41,7 +40,7 @@
     document.getElementById("acct-no-monitor").hidden = !!monitor;
     if (monitor) {
       text("acct-monitor-query", monitor.query || "—");
-      text("acct-monitor-frequency", CADENCES[monitor.frequency] || monitor.frequency || "—");
+      text("acct-monitor-frequency", L.cadence(monitor.cadence || monitor.frequency));
       text("acct-monitor-created", L.when(monitor.created_at));
       text("acct-monitor-id", monitor.monitor_id || "—");
     }

@@ -8,7 +8,6 @@
   const query = document.getElementById("query");
   const result = document.getElementById("result");
   const keeper = L.tokenKeeper(form.querySelector("[data-token-field]"));
-  const CADENCES = { hourly: "Every hour", daily: "Every day", weekly: "Every week" };
 
   function text(id, value) { document.getElementById(id).textContent = value; }
 
@@ -16,7 +15,7 @@
     const cadence = monitor.cadence || monitor.frequency || sent.cadence;
     text("result-id", monitor.monitor_id || "—");
     text("result-query", monitor.query || sent.query);
-    text("result-cadence", CADENCES[cadence] || cadence);
+    text("result-cadence", L.cadence(cadence));
     text("result-created", L.when(monitor.created_at));
     const replaced = document.getElementById("result-replaced");
     if (monitor.replaced) {

@@ -141,6 +141,17 @@
     return date.toISOString().slice(0, 16).replace("T", " ") + " UTC";
   }
 
+  /* A cadence word or one of Parallel's frequencies ("1d", "6h", "2w") in plain words. */
+  function cadence(value) {
+    const words = { hourly: "1h", daily: "1d", weekly: "1w", every_two_weeks: "2w" };
+    const text = String(value || "");
+    const match = /^(\d+)([hdw])$/.exec(words[text] || text);
+    if (!match) return text || "—";
+    const n = Number(match[1]);
+    const unit = { h: "hour", d: "day", w: "week" }[match[2]];
+    return n === 1 ? "Every " + unit : n === 2 && unit === "week" ? "Every two weeks" : "Every " + n + " " + unit + "s";
+  }
+
   function showError(box, text, focusTarget) {
     box.textContent = text;
     box.hidden = false;
@@ -166,7 +177,7 @@
   }
 
   window.LLMW = {
-    api: api, explain: explain, when: when, tokenKeeper: tokenKeeper,
+    api: api, explain: explain, when: when, cadence: cadence, tokenKeeper: tokenKeeper,
     showError: showError, clearError: clearError, setBusy: setBusy,
   };
 })();
