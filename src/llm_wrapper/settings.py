@@ -22,6 +22,10 @@ DEFAULT_UPDATE_KEYWORDS = (
 )
 
 
+class SettingsError(ValueError):
+    """A setting has a value the gateway cannot use; the message names it."""
+
+
 class Settings(BaseSettings):
     """The gateway's typed settings. Field names are the variable names, lower-cased."""
 
@@ -53,6 +57,12 @@ class Settings(BaseSettings):
     )
     monitor_ttl_hours: float = Field(24, description="Monitors older than this are deactivated.")
     monitor_sweep_seconds: float = Field(3600, description="How often the monitor sweep runs.")
+    monitor_fetch_retry_seconds: float = Field(
+        5, description="First wait before retrying a failed event fetch; doubles each time, at most 1 h."
+    )
+    monitor_fetch_max_attempts: int = Field(
+        12, description="Event fetch attempts before an event group is given up as failed."
+    )
     speed_update_keywords: str = Field(
         DEFAULT_UPDATE_KEYWORDS,
         description="Comma-separated phrases that make a `speed` question an update request.",

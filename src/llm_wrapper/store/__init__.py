@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 from .base import Store, StoreUnavailable
 from .sqlite import SQLiteStore, sqlite_path
 
@@ -13,7 +13,11 @@ def open_store(settings: Settings) -> Store:
     url = settings.database_url
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
-        return SQLiteStore(sqlite_path(url), timeout=settings.db_timeout_seconds)
+        try:
+            path = sqlite_path(url)
+        except ValueError as exc:
+            raise SettingsError(f"DATABASE_URL: {exc}") from None
+        return SQLiteStore(path, timeout=settings.db_timeout_seconds)
     if scheme.startswith("postgres"):
         from .postgres import PostgresStore
 
@@ -23,4 +27,4 @@ def open_store(settings: Settings) -> Store:
             max_size=settings.db_pool_max_size,
             timeout=settings.db_timeout_seconds,
         )
-    raise ValueError(f"DATABASE_URL must start with sqlite:/// or postgresql:// (got {scheme}:)")
+    raise SettingsError(f"DATABASE_URL must start with sqlite:/// or postgresql:// (got {scheme}:)")
