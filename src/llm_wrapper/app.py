@@ -14,9 +14,11 @@ from starlette.responses import Response
 from .analytics import AnalyticsLog
 from .api import chat, health
 from .api import me, pages
+from .api import monitors as monitors_api, webhooks
 from .config import load_config
 from .errors import GatewayError, InvalidRequest, NotFound, error_response, status_type
 from .gateway import Gateway
+from .monitors import worker as monitor_worker
 from .providers import ProviderRegistry
 from .services import Services
 from .settings import Settings, load_settings
@@ -40,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = Services(settings, registry, store, analytics, gateway)
         await registry.start()
         try:
-            yield
+            async with monitor_worker.attached(app.state.services):
+                yield
         finally:
             await registry.close()
             analytics.close()
@@ -56,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(health.router)
     app.include_router(me.router)
+    app.include_router(monitors_api.router)
+    app.include_router(webhooks.router)
     pages.install(app)  # the web pages and /static
     _install_error_handlers(app)
     return app

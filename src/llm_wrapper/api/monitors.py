@@ -1,0 +1,73 @@
+"""`POST/GET /v1/monitors` and `DELETE /v1/monitors/{monitor_id}`: the token's user and their monitors.
+
+Authenticated without counting a request. Another user's monitor is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..errors import InvalidRequest, ServiceUnavailable
+from ..monitors.service import MonitorService
+from ..services import Services
+from .deps import CurrentUser, ServicesDep, read_body
+from .responses import json_response
+
+router = APIRouter()
+
+
+def monitors_of(services: Services) -> MonitorService:
+    if services.monitors is None:
+        raise ServiceUnavailable("Monitors are not available on this server.")
+    return services.monitors
+
+
+def _create_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    for name in ("query", "cadence", "frequency", "webhook_url"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise InvalidRequest(f"'{name}' must be a string.", param=name)
+    if not (body.get("query") or "").strip():
+        raise InvalidRequest("'query' is required.", param="query")
+    types = body.get("event_types")
+    if types is not None and not (isinstance(types, list) and all(isinstance(t, str) for t in types)):
+        raise InvalidRequest("'event_types' must be an array of strings.", param="event_types")
+    return body
+
+
+@router.post("/v1/monitors", status_code=201)
+async def create_monitor(request: Request, user: CurrentUser, services: ServicesDep) -> Response:
+    body = _create_body(await read_body(request, services.settings.max_body_bytes))
+    monitor, replaced = await monitors_of(services).create(
+        user.username,
+        body["query"],
+        body.get("cadence") or body.get("frequency") or "daily",
+        webhook_url=body.get("webhook_url"),
+        event_types=body.get("event_types"),
+    )
+    return json_response(
+        {**monitor.to_json(), "replaced": replaced}, status=201, headers=services.gateway.headers_for(user)
+    )
+
+
+@router.get("/v1/monitors")
+async def list_monitors(user: CurrentUser, services: ServicesDep) -> Response:
+    monitors = await monitors_of(services).list(user.username)
+    return json_response(
+        {"object": "list", "data": [m.to_json() for m in monitors]}, headers=services.gateway.headers_for(user)
+    )
+
+
+@router.delete("/v1/monitors/{monitor_id}")
+async def deactivate_monitor(monitor_id: str, user: CurrentUser, services: ServicesDep) -> Response:
+    monitor = await monitors_of(services).deactivate(monitor_id, user.username)
+    return json_response(monitor.to_json(), headers=services.gateway.headers_for(user))

@@ -1,0 +1,25 @@
+"""`POST /webhooks/parallel-monitor`: Parallel's monitor notifications.
+
+The raw body is verified (when PARALLEL_WEBHOOK_SECRET is set), stored, and
+answered 200 at once; the event group's content is fetched in the background.
+Bad or missing signature 401, malformed body 400; nothing is stored for either.
+A repeated delivery is answered 200 and stored once.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from .deps import ServicesDep, read_body
+from .monitors import monitors_of
+from .responses import json_response
+
+router = APIRouter()
+
+
+@router.post("/webhooks/parallel-monitor")
+async def parallel_monitor_webhook(request: Request, services: ServicesDep) -> Response:
+    raw = await read_body(request, services.settings.max_body_bytes)
+    outcome = await monitors_of(services).ingest(request.headers, raw)
+    return json_response(outcome)
