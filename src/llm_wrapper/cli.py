@@ -258,3 +258,6 @@ def main(argv: list[str] | None = None, prog_name: str = "llm-wrapper") -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+from . import cli_monitors  # noqa: E402,F401  (registers `monitors`; it uses the helpers above)
