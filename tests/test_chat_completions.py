@@ -11,7 +11,14 @@ import openai
 import pytest
 
 from tests.fakes.providers import BASIS, CITATIONS, INTERACTION_ID, SEARCH_RESULTS
-from tests.fixtures.providers import DISABLED_KEY_ENV, KEYS, KEY_ENV, MODELS, OPENAI_EXTRA, PERPLEXITY_EXTRA
+from tests.fixtures.providers import (
+    DISABLED_KEY_ENV,
+    KEY_ENV,
+    KEYS,
+    MODELS,
+    OPENAI_EXTRA,
+    PERPLEXITY_EXTRA,
+)
 
 FLAVORS = list(MODELS)
 
@@ -81,6 +88,20 @@ def test_streaming_through_every_adapter(
         assert "basis" in (chunks[0].model_extra or {})
     received = fake_providers.one(marker)
     assert received.body["stream"] is True
+
+
+@pytest.mark.parametrize("flavor", ["openai", "parallel", "perplexity"])
+def test_stream_request_answered_with_one_json_body(client: openai.OpenAI, flavor: str) -> None:
+    marker = f"whole {flavor}-{uuid.uuid4().hex[:8]}"
+    chunks = list(client.chat.completions.create(
+        model=MODELS[flavor], messages=ask(marker), stream=True, stream_options={"include_usage": True}
+    ))
+    assert "".join(c.delta.content or "" for chunk in chunks for c in chunk.choices) == expected_text(flavor, marker)
+    assert [c.finish_reason for chunk in chunks for c in chunk.choices] == ["stop"]
+    assert {chunk.object for chunk in chunks} == {"chat.completion.chunk"} and len({c.id for c in chunks}) == 1
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    if flavor == "perplexity":
+        assert chunks[0].model_extra["citations"] == CITATIONS
 
 
 def test_streams_end_with_a_single_done(gateway, token: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -63,6 +64,8 @@ def test_upstream_error_passed_on(client: openai.OpenAI, flavor: str, status: in
     assert caught.value.status_code == status
     error = error_of(caught.value)
     assert f"fake {flavor} says {status}" in error["message"]
+    if status == 429:  # the provider's advice on when to retry is passed on
+        assert caught.value.response.headers["retry-after"] == "7"
     assert caught.value.response.headers["x-ratelimit-limit-requests"]
     still_serves(client, MODELS[flavor])
 
@@ -128,7 +131,7 @@ def test_stream_cut_midway_raises_in_the_sdk(client: openai.OpenAI, flavor: str)
 
 
 def test_stream_stalled_past_the_timeout_raises_in_the_sdk(client: openai.OpenAI) -> None:
-    text, error = consume(client.chat.completions.create(model="gpt-slow", messages=ask(marked("stall")), stream=True))
+    _, error = consume(client.chat.completions.create(model="gpt-slow", messages=ask(marked("stall")), stream=True))
     assert isinstance(error, openai.APIError) and not isinstance(error, openai.APIConnectionError)
     assert "stopped sending" in error.message
     still_serves(client, "gpt-slow")
@@ -152,12 +155,11 @@ def test_upstream_error_event_reaches_the_sdk(client: openai.OpenAI, flavor: str
 def test_client_going_away_closes_the_upstream(gateway, token: str, fake_providers, client: openai.OpenAI) -> None:
     text = marked("long")
     body = {"model": "gpt-test", "messages": ask(text), "stream": True}
-    with httpx.Client(timeout=20) as http:
-        with http.stream("POST", f"{gateway.url}/v1/chat/completions", json=body,
-                         headers={"Authorization": f"Bearer {token}"}) as response:
-            assert response.status_code == 200
-            first = next(response.iter_bytes())
-            assert first.startswith(b"data: ")
+    url, headers = f"{gateway.url}/v1/chat/completions", {"Authorization": f"Bearer {token}"}
+    with httpx.Client(timeout=20) as http, http.stream("POST", url, json=body, headers=headers) as response:
+        assert response.status_code == 200
+        first = next(response.iter_bytes())
+        assert first.startswith(b"data: ")
     deadline = time.monotonic() + 8  # the fake streams for 15 s unless the gateway hangs up
     while time.monotonic() < deadline and text not in fake_providers.stream_ends:
         time.sleep(0.05)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -32,6 +33,7 @@ from .errors import (
     status_type,
 )
 from .providers import Call, Exchange, Provider, ProviderRegistry
+from .sse import DONE, encode
 from .store import Store
 from .tokens import Grant, TokenRecord, admit, identify, ratelimit_headers, utc_now
 
@@ -97,30 +99,27 @@ class Gateway:
             call = provider.prepare(body, exchange)
             sent = time.perf_counter()
             upstream = await open_upstream(provider, call)
-            if stream:
+            # A provider may answer a stream request with one JSON body: it is re-sent as a stream.
+            whole = not stream or upstream.content_type == "application/json"
+            if not whole:
                 headers = {**self.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started)}
                 return StreamingResponse(
                     self._relay(provider, call, upstream, exchange, entry, started),
                     media_type="text/event-stream",
                     headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )
-            try:
-                answer = await upstream.read()
-            except asyncio.TimeoutError:
-                raise UpstreamTimeout(f"{provider.name} did not answer in time.") from None
-            except aiohttp.ClientError as exc:
-                raise UpstreamUnreachable(f"{provider.name}: the answer broke off ({type(exc).__name__}).") from None
-            finally:
-                upstream.release()
+            answer = await read_answer(provider, upstream)
             back = time.perf_counter()
             try:
                 out = provider.translate_completion(call, answer, exchange)
+                if stream:
+                    out = completion_as_stream(orjson.loads(out), exchange)
             except ValueError as exc:
                 raise UpstreamUnreachable(f"{provider.name} answered garbage: {exc}.", code="bad_upstream_response") from None
             headers = self.headers_for(grant)
             headers[OVERHEAD_HEADER] = _ms(sent - started + time.perf_counter() - back)
             self._log(entry, 200, started, exchange)
-            return Response(out, media_type="application/json", headers=headers)
+            return Response(out, media_type="text/event-stream" if stream else "application/json", headers=headers)
         except GatewayError as error:
             self._log(entry, error.status, started, exchange)
             raise
@@ -155,7 +154,7 @@ class Gateway:
         except GatewayError as error:
             status = error.status
             yield sse_error_event(error)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             status = 504
             yield sse_error_event(UpstreamTimeout(f"{provider.name} stopped sending before the answer was complete."))
         except aiohttp.ClientError as exc:
@@ -220,7 +219,7 @@ async def open_upstream(provider: Provider, call: Call) -> aiohttp.ClientRespons
     assert provider.session is not None, "providers are started with the app"
     try:
         response = await provider.session.post(call.url, data=call.payload)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise UpstreamTimeout(f"{provider.name} did not answer in time.") from None
     except aiohttp.ClientError as exc:
         raise UpstreamUnreachable(f"{provider.name} is unreachable ({type(exc).__name__}).") from None
@@ -228,11 +227,47 @@ async def open_upstream(provider: Provider, call: Call) -> aiohttp.ClientRespons
         return response
     try:
         body = await response.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         body = b""
     finally:
         response.release()
-    raise upstream_error(provider, response.status, body)
+    error = upstream_error(provider, response.status, body)
+    if "Retry-After" in response.headers:
+        error.headers["Retry-After"] = response.headers["Retry-After"]
+    raise error
+
+
+async def read_answer(provider: Provider, upstream: aiohttp.ClientResponse) -> bytes:
+    """The whole body of a 2xx answer; raises the mapped error if it does not arrive in time or whole."""
+    try:
+        return await upstream.read()
+    except TimeoutError:
+        raise UpstreamTimeout(f"{provider.name} did not answer in time.") from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnreachable(f"{provider.name}: the answer broke off ({type(exc).__name__}).") from None
+    finally:
+        upstream.release()
+
+
+def completion_as_stream(data: dict[str, Any], exchange: Exchange) -> bytes:
+    """A whole `chat.completion` as the stream the client asked for: one chunk per choice, usage, [DONE]."""
+    shell = {
+        "id": data.get("id") or exchange.id,
+        "object": "chat.completion.chunk",
+        "created": data.get("created") or exchange.created,
+        "model": data.get("model") or exchange.model,
+    }
+    extras = {k: v for k, v in data.items() if k not in shell and k not in ("choices", "usage")}
+    events = []
+    for choice in data.get("choices") or ():
+        message = choice.get("message") or {}
+        delta = {k: v for k, v in message.items() if v is not None}
+        finish = choice.get("finish_reason") or "stop"
+        chunk = {**shell, "choices": [{"index": choice.get("index", 0), "delta": delta, "finish_reason": finish}]}
+        events.append(encode({**chunk, **extras} if not events else chunk))  # extras once, as streams carry them
+    if exchange.include_usage and data.get("usage"):
+        events.append(encode({**shell, "choices": [], "usage": data["usage"]}))
+    return b"".join(events) + DONE
 
 
 def upstream_error(provider: Provider, status: int, body: bytes) -> UpstreamError:

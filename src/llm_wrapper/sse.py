@@ -6,8 +6,9 @@ lines join, `event:` names the kind) and the hot path needs it without copies.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 

@@ -21,6 +21,7 @@ a normal answer: `Hello from <flavor>: <the message>`, in pieces):
     cut        stream two chunks and half of a third, then drop the connection
                (non-streaming: a body shorter than its Content-Length)
     badjson    200 with a body that is not JSON (streaming: one event that is not JSON)
+    whole      answer a stream request with one JSON completion, as if `stream` were false
     error      stream one chunk, then a `data: {"error": ...}` event
     long       stream a chunk every 50 ms for `LONG_SECONDS`; `stream_ends[message]`
                says whether it "completed" or saw the client go away ("gone")
@@ -108,12 +109,12 @@ class FakeProviders:
         if command == "slow":
             await pause(request, SLOW_SECONDS)
         reply = Reply(flavor, model, f"Hello from {flavor}: {text}")
-        if not stream:
+        if not stream or command == "whole":
             return await self._complete(request, reply, command)
         options = body.get("stream_options") or {}
         return await self._stream(request, reply, command, options.get("include_usage") is True, text)
 
-    async def _complete(self, request: web.Request, reply: "Reply", command: str) -> web.StreamResponse:
+    async def _complete(self, request: web.Request, reply: Reply, command: str) -> web.StreamResponse:
         if command == "badjson":
             return web.Response(text="<html>upstream proxy error</html>", content_type="application/json")
         data = json.dumps(reply.completion()).encode()
@@ -127,7 +128,7 @@ class FakeProviders:
         return web.Response(body=data, content_type="application/json")
 
     async def _stream(
-        self, request: web.Request, reply: "Reply", command: str, include_usage: bool, text: str
+        self, request: web.Request, reply: Reply, command: str, include_usage: bool, text: str
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -161,7 +162,7 @@ class FakeProviders:
         return response
 
     async def _long(
-        self, request: web.Request, response: web.StreamResponse, reply: "Reply", text: str
+        self, request: web.Request, response: web.StreamResponse, reply: Reply, text: str
     ) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LONG_SECONDS

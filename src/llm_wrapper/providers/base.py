@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -112,7 +113,7 @@ class Passthrough(StreamTranslator):
 class ChunkRewriter(StreamTranslator):
     """Parses each SSE event and lets the provider rewrite the chunk."""
 
-    def __init__(self, provider: "Provider", exchange: Exchange) -> None:
+    def __init__(self, provider: Provider, exchange: Exchange) -> None:
         self._provider = provider
         self._exchange = exchange
         self._events = EventSplitter()
@@ -138,7 +139,7 @@ class ChunkRewriter(StreamTranslator):
             except orjson.JSONDecodeError:
                 raise ValueError("the provider sent a stream event that is not JSON") from None
             if not isinstance(chunk, dict):
-                raise ValueError("the provider sent a stream event that is not a JSON object")
+                raise ValueError("the provider sent a stream event that is not a JSON object")  # noqa: TRY004 (garbage)
             if "error" in chunk and "choices" not in chunk:
                 out.append(encode(chunk))
                 continue
@@ -244,7 +245,7 @@ class Provider:
         except orjson.JSONDecodeError:
             raise ValueError("the provider's answer is not JSON") from None
         if not isinstance(data, dict):
-            raise ValueError("the provider's answer is not a JSON object")
+            raise ValueError("the provider's answer is not a JSON object")  # noqa: TRY004 (garbage)
         usage = data.get("usage")
         if usage:
             exchange.usage = usage

@@ -30,7 +30,10 @@ class ParallelProvider(Provider):
         body = self.merge_extra(body)
         messages = body.get("messages")
         if isinstance(messages, list) and any(isinstance(m, dict) and isinstance(m.get("content"), list) for m in messages):
-            body = {**body, "messages": [{**m, "content": _flatten(m.get("content"))} for m in messages]}
+            body = {
+                **body,
+                "messages": [{**m, "content": _flatten(m.get("content"))} if isinstance(m, dict) else m for m in messages],
+            }
         exchange.prompt_chars = sum(
             len(m.get("content") or "") for m in body.get("messages") or () if isinstance(m, dict) and isinstance(m.get("content"), str)
         )
