@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -113,7 +113,7 @@ class _Monitor:
 
 
 def test_monitor_json_writes_iso_times() -> None:
-    created = datetime(2030, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+    created = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
     out = monitor_json(_Monitor("mon_1", "erin", "rust releases", "daily", created, None, True))
     assert out == {
         "monitor_id": "mon_1", "username": "erin", "query": "rust releases", "frequency": "daily",

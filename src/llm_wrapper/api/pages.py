@@ -97,7 +97,7 @@ async def payment_cancel(request: Request) -> Response:
     return render(request, "payment-cancel.html", "payment")
 
 
-def models_by_provider(services: Services) -> "OrderedDict[str, list[str]]":
+def models_by_provider(services: Services) -> OrderedDict[str, list[str]]:
     """Provider name → the models it serves now; `speed` is always listed (monitor updates)."""
     groups: OrderedDict[str, list[str]] = OrderedDict()
     for model, provider in services.registry.enabled_models():

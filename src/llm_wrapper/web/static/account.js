@@ -29,8 +29,9 @@
     text("acct-limit", count(me.rate_limit));
     text("acct-remaining", count(me.remaining_today));
     text("acct-lifetime", count(me.lifetime_requests));
-    text("acct-expiry", me.expiry ? L.when(me.expiry) : "Never");
-    text("acct-expiry-note", expiryNote(me.expiry));
+    const stamp = /^(\S+) (\d\d:\d\d UTC)$/.exec(me.expiry ? L.when(me.expiry) : "");
+    text("acct-expiry", stamp ? stamp[1] : me.expiry || "Never");
+    text("acct-expiry-note", (stamp ? "At " + stamp[2] + ". " : "") + expiryNote(me.expiry));
     text("acct-waiting", count(me.waiting_updates));
     const share = me.rate_limit > 0 ? Math.min(100, (100 * me.requests_today) / me.rate_limit) : 100;
     document.getElementById("acct-meter").style.width = share.toFixed(1) + "%";

@@ -46,7 +46,7 @@
 
     function show() {
       held.hidden = token === null;
-      input.placeholder = token === null ? "llmw_…" : "Held in memory — type to use another";
+      input.placeholder = token === null ? "llmw_…" : "Held in memory";
     }
     field.querySelector("[data-forget-token]").addEventListener("click", function () {
       token = null;
