@@ -50,6 +50,7 @@ class FakeParallel:
         app.router.add_get("/v1/monitors/{monitor_id}/events", self.list_events)
         app.router.add_post("/chat/completions", self.chat)
         self.server = ThreadedServer(app)
+        self._stopped = False
         self.url = self.server.url
 
     def start(self) -> "FakeParallel":
@@ -57,7 +58,10 @@ class FakeParallel:
         return self
 
     def stop(self) -> None:
-        self.server.stop()
+        """Stop serving (again: nothing), so a test can make Parallel unreachable."""
+        if not self._stopped:
+            self._stopped = True
+            self.server.stop()
 
     # test controls -------------------------------------------------------------
 

@@ -31,6 +31,7 @@ GROUP_COLUMNS = (
     "source_urls::text AS source_urls, processed_at"
 )
 USER_GROUPS = "SELECT monitor_id FROM monitors WHERE username = $1"
+USER_LOCK = 0x6D6F6E  # "mon": advisory lock class for per-user monitor changes
 UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 
 
@@ -72,27 +73,23 @@ class PostgresMonitorStore:
     @_guarded
     async def insert_monitor(self, monitor: Monitor) -> list[Monitor]:
         pool = await self.pool()
-        for attempt in range(3):
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    replaced = await conn.fetch(
-                        "UPDATE monitors SET deactivated_at = $2, cancel_pending = TRUE, cancel_next_at = $2 "
-                        f"WHERE username = $1 AND deactivated_at IS NULL RETURNING {MONITOR_COLUMNS}",
-                        monitor.username, monitor.created_at, timeout=self.timeout,
-                    )
-                    await conn.execute(
-                        "INSERT INTO monitors (monitor_id, username, query, frequency, created_at, remote_state) "
-                        "VALUES ($1, $2, $3, $4, $5, $6)",
-                        monitor.monitor_id, monitor.username, monitor.query, monitor.frequency,
-                        monitor.created_at, monitor.remote_state, timeout=self.timeout,
-                    )
-                return [_monitor(r) for r in replaced]
-            except asyncpg.UniqueViolationError as exc:
-                # a concurrent create for the same user won the partial unique index: go again,
-                # and this time the UPDATE sees (and replaces) its monitor
-                if exc.constraint_name != "monitors_one_active" or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        async with pool.acquire() as conn, conn.transaction():
+            # one create per user at a time, on every instance: the second waits, then replaces the first
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))", USER_LOCK, monitor.username, timeout=self.timeout
+            )
+            replaced = await conn.fetch(
+                "UPDATE monitors SET deactivated_at = $2, cancel_pending = TRUE, cancel_next_at = $2 "
+                f"WHERE username = $1 AND deactivated_at IS NULL RETURNING {MONITOR_COLUMNS}",
+                monitor.username, monitor.created_at, timeout=self.timeout,
+            )
+            await conn.execute(
+                "INSERT INTO monitors (monitor_id, username, query, frequency, created_at, remote_state) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                monitor.monitor_id, monitor.username, monitor.query, monitor.frequency,
+                monitor.created_at, monitor.remote_state, timeout=self.timeout,
+            )
+        return [_monitor(r) for r in replaced]
 
     @_guarded
     async def get_monitor(self, monitor_id: str) -> Monitor | None:
