@@ -72,7 +72,7 @@ def test_monitor_lifecycle_webhook_speed_answer_and_sweep(monitor_gateway, fake_
     assert status == 200
     wait_for(fetched(gateway), what="the event group to be fetched")
     (group,) = event_groups(gateway)
-    assert json.loads(group["source_urls"]) == ["https://news.example/gpu"]
+    assert group["source_urls"] == ["https://news.example/gpu"]
     (_, _, query, _), = fake_parallel.calls_to("GET", f"/v1/monitors/{second['monitor_id']}/events")
     assert query["event_group_id"] == "mevtgrp_1"
 
@@ -243,15 +243,18 @@ def test_parallel_key_missing_is_503_and_unreachable_is_502(monitor_gateway, tmp
     assert json.loads(dead.cli("monitors", "list", "--json").stdout) == []
 
 
-@pytest.mark.parametrize("round_", range(3))
-def test_concurrent_update_questions_get_an_event_once(monitor_gateway, fake_parallel, round_):
-    gateway = monitor_gateway(workers=2)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_concurrent_update_questions_get_an_event_once(monitor_gateway, fake_parallel, backend, request):
+    env = {"DATABASE_URL": request.getfixturevalue("pg_dsn")} if backend == "postgres" else {}
+    gateway = monitor_gateway(workers=2, **env)
     token = gateway.add_token("alice")
     monitor = create(gateway)
-    fake_parallel.add_event(monitor["monitor_id"], "g1", "only once", ["https://x.example/once"])
-    assert send(fake_parallel, gateway, webhook(monitor["monitor_id"], "g1"))[0] == 200
-    wait_for(fetched(gateway), what="the fetch")
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda _: ask(gateway, token), range(4)))
-    assert sum("only once" in a for a in answers) == 1
-    assert sum("no new updates" in a.lower() for a in answers) == 3
+    for round_ in range(3):
+        group = f"g{round_}"
+        fake_parallel.add_event(monitor["monitor_id"], group, f"only once {round_}", ["https://x.example/once"])
+        assert send(fake_parallel, gateway, webhook(monitor["monitor_id"], group))[0] == 200
+        wait_for(fetched(gateway, round_ + 1), what="the fetch")
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: ask(gateway, token), range(4)))
+        assert sum(f"only once {round_}" in a for a in answers) == 1, answers
+        assert sum("no new updates" in a.lower() for a in answers) == 3
