@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from standardwebhooks import Webhook
@@ -50,8 +50,8 @@ def test_signature_with_either_secret_form():
     assert signing.verify(whsec, _headers(whsec.encode(), body, now), body)  # Parallel's examples' form
     # the reference library's signature verifies too
     reference = Webhook(whsec)
-    from datetime import datetime, timezone
-    moment = datetime.fromtimestamp(int(now), tz=timezone.utc)
+    from datetime import datetime
+    moment = datetime.fromtimestamp(int(now), tz=UTC)
     headers = {"webhook-id": "m", "webhook-timestamp": str(int(now)),
                "webhook-signature": reference.sign("m", moment, body.decode())}
     assert signing.verify(whsec, headers, body) == "m"

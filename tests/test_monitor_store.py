@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from llm_wrapper.monitors.records import Monitor
 
 from .fixtures.postgres import open_backend
 
-T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def monitor(monitor_id: str, username: str = "alice", at: datetime = T0) -> Monitor:

@@ -20,7 +20,7 @@ import base64
 import itertools
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -53,7 +53,7 @@ class FakeParallel:
         self._stopped = False
         self.url = self.server.url
 
-    def start(self) -> "FakeParallel":
+    def start(self) -> FakeParallel:
         self.server.start()
         return self
 
@@ -90,7 +90,7 @@ class FakeParallel:
         self, body: bytes, *, webhook_id: str | None = None, timestamp: float | None = None, whsec: bool = False
     ) -> dict[str, str]:
         webhook_id = webhook_id or f"whevent_{uuid.uuid4().hex[:16]}"
-        moment = datetime.fromtimestamp(time.time() if timestamp is None else timestamp, tz=timezone.utc)
+        moment = datetime.fromtimestamp(time.time() if timestamp is None else timestamp, tz=UTC)
         signer = Webhook(self.secret) if whsec else Webhook(self.secret.encode())
         return {
             "webhook-id": webhook_id,
@@ -103,9 +103,8 @@ class FakeParallel:
         """POST one webhook to the gateway from the fake's loop; (status, text)."""
 
         async def send() -> tuple[int, str]:
-            async with aiohttp.ClientSession() as session:
-                async with session.post(url, data=body, headers=headers) as response:
-                    return response.status, await response.text()
+            async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as response:
+                return response.status, await response.text()
 
         return self.server.call(send())
 
@@ -131,7 +130,7 @@ class FakeParallel:
             "monitor_id": monitor_id, "type": body["type"], "status": "active",
             "frequency": body["frequency"], "processor": "lite",
             "settings": {"query": body["settings"]["query"]},
-            "webhook": body.get("webhook"), "created_at": datetime.now(timezone.utc).isoformat(),
+            "webhook": body.get("webhook"), "created_at": datetime.now(UTC).isoformat(),
         }
         self.monitors[monitor_id] = monitor
         return web.json_response(monitor)

@@ -15,7 +15,13 @@ from typing import Any
 import parallel
 from parallel import AsyncParallel
 
-from ..errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout, UpstreamUnreachable, status_type
+from ..errors import (
+    GatewayError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    status_type,
+)
 
 TIMEOUT_SECONDS = 30.0
 KEY_MISSING = "Monitors need a Parallel API key: set PARALLELAI_API_KEY."

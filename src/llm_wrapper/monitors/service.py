@@ -23,16 +23,30 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, ServiceUnavailable
+from ..errors import (
+    AuthenticationFailed,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+)
 from ..tokens import utc_now
 from . import signing
-from .records import EVENT_DETECTED, EVENT_TYPES, EXECUTION_COMPLETED, EXECUTION_FAILED, Monitor, parse_frequency
+from .records import (
+    EVENT_DETECTED,
+    EVENT_TYPES,
+    EXECUTION_COMPLETED,
+    EXECUTION_FAILED,
+    Monitor,
+    parse_frequency,
+)
 from .remote import KEY_MISSING, ParallelMonitors
 
 if TYPE_CHECKING:

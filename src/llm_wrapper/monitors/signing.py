@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import hmac
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 TOLERANCE_SECONDS = 300
 PREFIX = "whsec_"

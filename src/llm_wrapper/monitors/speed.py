@@ -12,8 +12,9 @@ other `speed` question returns None and goes to Parallel's chat API.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.responses import Response

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING
 
 from .service import MonitorService
 
@@ -48,7 +49,7 @@ async def run(service: MonitorService, sweep_seconds: float) -> None:
             wait = AFTER_ERROR
         try:
             await asyncio.wait_for(service.wake.wait(), timeout=max(0.05, wait))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

@@ -10,7 +10,7 @@ commit, at once.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -30,13 +30,13 @@ USER_GROUPS = "SELECT monitor_id FROM monitors WHERE username = :user"
 
 
 def _t(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT) if moment else None
+    return moment.astimezone(UTC).strftime(TIME_FORMAT) if moment else None
 
 
 def _dt(text: str | None) -> datetime | None:
     if not text:
         return None
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def _monitor(row: tuple) -> Monitor:
