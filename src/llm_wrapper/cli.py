@@ -20,7 +20,7 @@ from rich.table import Table
 
 from .config import ConfigError
 from .errors import ServiceUnavailable
-from .settings import Settings, load_settings
+from .settings import Settings, SettingsError, load_settings
 from .store import Store, open_store
 from .tokens import (
     MAX_RATE_LIMIT, TokenRecord, format_time, hash_token, new_token, parse_expiry, utc_now,
@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None, prog_name: str = "llm-wrapper") -> None:
     except click.ClickException as exc:
         click.echo(f"{prog_name}: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
+    except SettingsError as exc:
+        click.echo(f"{prog_name}: error: {exc}", err=True)
+        sys.exit(2)
     except (ServiceUnavailable, ConfigError) as exc:
         click.echo(f"{prog_name}: error: {exc}", err=True)
         sys.exit(1)
