@@ -100,3 +100,70 @@ def test_database_outage_gives_503_and_recovers_without_a_restart(tmp_path, pg_c
         assert token not in gateway.logs()
     finally:
         gateway.stop()
+
+
+# Monitors across instances --------------------------------------------------------------
+
+
+def _create_monitor(gateway: GatewayProcess, username: str) -> str:
+    out = gateway.cli("monitors", "create", "--username", username, "--query", f"news for {username}",
+                      "--cadence", "daily", "--json")
+    return json.loads(out.stdout)["monitor_id"]
+
+
+def _ask(gateway: GatewayProcess, token: str) -> str:
+    from openai import OpenAI
+
+    with OpenAI(base_url=gateway.url + "/v1", api_key=token, max_retries=0) as client:
+        answer = client.chat.completions.create(
+            model="speed", messages=[{"role": "user", "content": "any updates?"}]
+        )
+    return answer.choices[0].message.content or ""
+
+
+def test_an_event_goes_to_exactly_one_answer_across_instances(tmp_path, pg_dsn, monitor_gateway, fake_parallel):
+    import concurrent.futures
+
+    from .fixtures.parallel import WEBHOOK_PATH, event_groups, wait_for
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = monitor_gateway(workdir=tmp_path / "a", DATABASE_URL=pg_dsn)
+    second = monitor_gateway(workdir=tmp_path / "b", DATABASE_URL=pg_dsn)
+    token = first.add_token("alice")
+    monitor_id = _create_monitor(first, "alice")
+    for round_ in range(3):
+        group = f"grp{round_}"
+        fake_parallel.add_event(monitor_id, group, f"exactly once {round_}", ["https://news.example/a"])
+        body = json.dumps({
+            "type": "monitor.event.detected", "timestamp": "2026-05-01T12:00:00Z",
+            "data": {"monitor_id": monitor_id, "event": {"event_group_id": group}, "metadata": {}},
+        }).encode()
+        target = (first, second)[round_ % 2]
+        status, _ = fake_parallel.deliver(target.url + WEBHOOK_PATH, body, fake_parallel.signed_headers(body))
+        assert status == 200
+        wait_for(lambda: sum(g["fetched_at"] is not None for g in event_groups(first)) == round_ + 1,
+                 what="the event fetch")
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda gw: _ask(gw, token), [first, second, first, second]))
+        assert sum(f"exactly once {round_}" in a for a in answers) == 1, answers
+
+
+def test_instances_sweeping_at_once_cancel_each_monitor_once(tmp_path, pg_dsn, monitor_gateway, fake_parallel):
+    from .fixtures.parallel import wait_for
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    quick = {"DATABASE_URL": pg_dsn, "MONITOR_TTL_HOURS": "0.0005", "MONITOR_SWEEP_SECONDS": "0.2"}
+    first = monitor_gateway(workdir=tmp_path / "a", **quick)
+    second = monitor_gateway(workdir=tmp_path / "b", **quick)
+    ids = [_create_monitor(first, f"user{i}") for i in range(4)]
+    wait_for(lambda: all(fake_parallel.calls_to("POST", f"/v1/monitors/{m}/cancel") for m in ids),
+             timeout=30, what="every monitor cancelled")
+    # Both instances (and a sweep from the command line) keep sweeping; nothing is cancelled twice.
+    first.cli("monitors", "sweep")
+    second.cli("monitors", "sweep")
+    for monitor_id in ids:
+        assert len(fake_parallel.calls_to("POST", f"/v1/monitors/{monitor_id}/cancel")) == 1
+    listed = json.loads(second.cli("monitors", "list", "--json").stdout)
+    assert {m["monitor_id"] for m in listed if not m["active"]} >= set(ids)
