@@ -166,8 +166,8 @@ def lua_single(body: str, token: str) -> str:
     )
 
 
-def lua_soak(token: str, limit: int) -> str:
-    """JSON and stream requests alternating; the thread stops after `limit` responses."""
+def lua_soak(token: str, limit: int, marker: Path) -> str:
+    """JSON and stream requests alternating; after `limit` responses, stop and touch `marker`."""
     return (
         f"""
 local reqs, n, limit = nil, 0, {limit}
@@ -183,7 +183,11 @@ end
 local seen = 0
 response = function(status, headers, body)
   seen = seen + 1
-  if seen >= limit then wrk.thread:stop() end
+  if seen == limit then
+    local f = io.open("{marker}", "w")
+    if f then f:close() end
+    wrk.thread:stop()
+  end
 end
 """
         + LUA_DONE
@@ -347,8 +351,14 @@ class Run:
 
 
 def wrk(
-    script: Path, url: str, connections: int, seconds: float, cpu: int | None
+    script: Path,
+    url: str,
+    connections: int,
+    seconds: float,
+    cpu: int | None,
+    marker: Path | None = None,
 ) -> dict[str, float]:
+    """One wrk run (at most `seconds`, or until `marker` appears); its figures as a dict."""
     args = pinned(
         cpu,
         [
@@ -364,14 +374,24 @@ def wrk(
             url,
         ],
     )
-    out = subprocess.run(
-        args,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        **DETACHED,
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **DETACHED
     )
+    deadline = time.monotonic() + seconds + 60
+    try:
+        # wrk sleeps for its whole duration even when its thread stops early; the soak's script
+        # leaves a marker when it has seen enough responses, and SIGINT makes wrk report at once.
+        while proc.poll() is None and time.monotonic() < deadline:
+            if marker is not None and marker.exists():
+                proc.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.2)
+        stdout, stderr = proc.communicate(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
     match = re.search(r"^BENCH_RESULT (\{.*\})$", out.stdout, re.MULTILINE)
     if out.returncode != 0 or match is None:
         raise SystemExit(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
@@ -575,6 +595,7 @@ class Bench:
                     "--output",
                     str(raw),
                     "--nonblocking",
+                    "--threads",
                 ],
             ),
             stdout=subprocess.DEVNULL,
@@ -603,13 +624,14 @@ class Bench:
         warm, total = self.args.soak_warmup, self.args.soak_requests
         limits = self.args.soak_max_seconds
         warm_script, soak_script = self.work / "soak-warm.lua", self.work / "soak.lua"
-        warm_script.write_text(lua_soak(self.token, warm))
-        soak_script.write_text(lua_soak(self.token, total))
+        warm_marker, soak_marker = self.work / "soak-warm.done", self.work / "soak.done"
+        warm_script.write_text(lua_soak(self.token, warm, warm_marker))
+        soak_script.write_text(lua_soak(self.token, total, soak_marker))
         url = self.url("json", "gateway")
-        warmed = wrk(warm_script, url, 32, limits, self.load_cpu)
+        warmed = wrk(warm_script, url, 32, limits, self.load_cpu, warm_marker)
         before = rss_kib(worker)
         started = time.monotonic()
-        soaked = wrk(soak_script, url, 32, limits, self.load_cpu)
+        soaked = wrk(soak_script, url, 32, limits, self.load_cpu, soak_marker)
         elapsed = time.monotonic() - started
         after = rss_kib(worker)
         return {
@@ -641,7 +663,10 @@ def _frame_key(frame: str) -> tuple[str, bool]:
 
 
 def summarise_profile(text: str) -> dict[str, object]:
-    own, inclusive, ours_inclusive = Counter(), Counter(), Counter()
+    """Self and inclusive shares of samples from py-spy's raw (collapsed) output."""
+    own: Counter[str] = Counter()
+    ours_inclusive: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
     total = 0
     for line in text.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -649,20 +674,28 @@ def summarise_profile(text: str) -> dict[str, object]:
             continue
         n = int(count)
         total += n
-        keys = [_frame_key(f) for f in stack.split(";") if f]
+        frames = [f for f in stack.split(";") if f]
+        if frames and (thread := re.match(r"^thread \(\w+\):?\s*(.*)$", frames[0])):
+            threads[thread.group(1) or "unnamed"] += n
+            frames = frames[1:]
+        keys = [_frame_key(f) for f in frames]
         if not keys:
             continue
         own[keys[-1][0]] += n
         for key, ours in set(keys):
-            inclusive[key] += n
             if ours:
                 ours_inclusive[key] += n
     total = max(1, total)
 
-    def top(counts: Counter[str]) -> list[tuple[str, float]]:
-        return [(k, v * 100 / total) for k, v in counts.most_common(15)]
+    def top(counts: Counter[str], n: int = 15) -> list[tuple[str, float]]:
+        return [(k, v * 100 / total) for k, v in counts.most_common(n)]
 
-    return {"samples": total, "self": top(own), "ours_inclusive": top(ours_inclusive)}
+    return {
+        "samples": total,
+        "threads": top(threads, 5),
+        "self": top(own),
+        "ours_inclusive": top(ours_inclusive),
+    }
 
 
 # Report ------------------------------------------------------------------------------
@@ -861,6 +894,8 @@ def report(
             "|---|---|",
         ]
         lines += [f"| `{k}` | {v:.1f} |" for k, v in profile["self"]]  # type: ignore[attr-defined]
+        lines += ["", "Samples by thread:", "", "| thread | % of samples |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in profile["threads"]]  # type: ignore[attr-defined]
         lines += [
             "",
             "Inclusive time in the gateway's own code:",
@@ -948,6 +983,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     for tool in ("nginx", "wrk"):
