@@ -22,10 +22,12 @@ import aiohttp
 import orjson
 from starlette.responses import Response, StreamingResponse
 
+from . import metrics
 from .analytics import AnalyticsLog
 from .errors import (
     GatewayError,
     InvalidRequest,
+    RateLimited,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -63,7 +65,11 @@ class Gateway:
     async def authorize(self, authorization: str | None) -> Grant:
         from .tokens import bearer_token
 
-        return await admit(self.store, bearer_token(authorization), self.clock())
+        try:
+            return await admit(self.store, bearer_token(authorization), self.clock())
+        except RateLimited:
+            metrics.RATE_LIMITED.inc()
+            raise
 
     async def identify(self, authorization: str | None) -> TokenRecord:
         from .tokens import bearer_token
@@ -140,6 +146,7 @@ class Gateway:
     ) -> AsyncIterator[bytes]:
         translator = provider.stream_translator(call, exchange)
         status, first, clean = 200, None, False
+        metrics.STREAMS_IN_FLIGHT.inc()
         try:
             async for piece in upstream.content.iter_any():
                 out = translator.feed(piece)
@@ -174,6 +181,7 @@ class Gateway:
             status = 500
             yield sse_error_event(GatewayError("Internal error in the gateway while streaming."))
         finally:
+            metrics.STREAMS_IN_FLIGHT.dec()
             if clean:
                 upstream.release()
             else:
@@ -195,6 +203,15 @@ class Gateway:
         if exchange is not None and exchange.usage:
             record["usage"] = exchange.usage
         self.analytics.record(**record)
+        provider = entry["provider"] or "none"
+        # Only configured model names become labels: a client's typo must not grow the series.
+        model = entry["model"] if entry["provider"] else "unknown"
+        metrics.REQUESTS.labels(model, provider, str(status)).inc()
+        metrics.LATENCY.labels(provider).observe(now - started)
+        if first is not None:
+            metrics.TTFB.labels(provider).observe(first - started)
+        if status >= 400 and entry["provider"] not in (None, "local"):
+            metrics.UPSTREAM_ERRORS.labels(provider, metrics.error_kind(status)).inc()
 
 
 def parse_chat_body(raw: bytes) -> dict[str, Any]:

@@ -30,9 +30,9 @@ async def readyz(services: ServicesDep) -> Response:
 async def metrics(services: ServicesDep) -> Response:
     from ..metrics import ACTIVE_MONITORS, render
 
-    if services.monitors is not None and hasattr(services.monitors, "count_active"):
+    if services.monitors is not None:
         try:
-            ACTIVE_MONITORS.set(await services.monitors.count_active())
+            ACTIVE_MONITORS.set(sum(m.active for m in await services.monitors.list()))
         except StoreUnavailable:
             pass
     body, content_type = render()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..errors import GatewayError
+from ..metrics import WEBHOOKS
 from .deps import ServicesDep, read_body
 from .monitors import monitors_of
 from .responses import json_response
@@ -21,5 +23,10 @@ router = APIRouter()
 @router.post("/webhooks/parallel-monitor")
 async def parallel_monitor_webhook(request: Request, services: ServicesDep) -> Response:
     raw = await read_body(request, services.settings.max_body_bytes)
-    outcome = await monitors_of(services).ingest(request.headers, raw)
+    try:
+        outcome = await monitors_of(services).ingest(request.headers, raw)
+    except GatewayError as error:
+        WEBHOOKS.labels(f"refused_{error.status}").inc()
+        raise
+    WEBHOOKS.labels("duplicate" if outcome.get("duplicate") else "accepted").inc()
     return json_response(outcome)
