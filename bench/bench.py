@@ -569,15 +569,15 @@ class Bench:
             nginx_cpu_ms=ng_cpu * 1000 / n,
         )
 
-    def profile(self, seconds: float) -> dict[str, object]:
-        """A py-spy record of the gateway during one JSON run at 32 connections."""
+    def profile(self, mode: str, seconds: float) -> dict[str, object]:
+        """A py-spy record of the gateway during one run (JSON or SSE) at 32 connections."""
         assert self.gateway
         py_spy = BIN / "py-spy"
         if not py_spy.exists():
             raise SystemExit(
                 "--profile needs py-spy in the virtual environment (bench/run installs it)"
             )
-        raw = self.work / "profile.txt"
+        raw = self.work / f"profile-{mode}.txt"
         spy = subprocess.Popen(
             pinned(
                 self.load_cpu,
@@ -604,7 +604,7 @@ class Bench:
         )
         try:
             time.sleep(0.5)
-            run = self.measure("json", "gateway", 32, seconds)
+            run = self.measure(mode, "gateway", 32, seconds)
             spy.wait(seconds + 30)
         finally:
             if spy.poll() is None:
@@ -614,9 +614,9 @@ class Bench:
             raise SystemExit(
                 f"py-spy wrote nothing: {spy.stderr.read().decode() if spy.stderr else ''}"
             )
-        if self.args.profile_out:
-            shutil.copy(raw, self.args.profile_out)
-        return {"run": run, **summarise_profile(raw.read_text())}
+        if out := self.args.profile_out:
+            shutil.copy(raw, out.with_name(f"{out.stem}-{mode}{out.suffix}"))
+        return {"mode": mode, "run": run, **summarise_profile(raw.read_text())}
 
     def soak(self) -> dict[str, float]:
         assert self.gateway
@@ -850,7 +850,7 @@ def report(
     runs: list[Run],
     soak: dict[str, float] | None,
     command: str,
-    profile: dict[str, object] | None,
+    profiles: list[dict[str, object]],
 ) -> str:
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -895,12 +895,12 @@ def report(
                 f"{soak['rss_after_kib'] / 1024:.1f} MiB after the soak ({soak['rss_pct']:+.1f}%)."
             ),
         ]
-    if profile:
+    for profile in profiles:
         run = profile["run"]
         assert isinstance(run, Run)
         lines += [
             "",
-            "### Profile (py-spy, JSON, 32 connections)",
+            f"### Profile (py-spy, {str(profile['mode']).upper()}, 32 connections)",
             "",
             (
                 f"{profile['samples']} samples at {run.rps:,.0f} req/s (the sampler itself costs "
@@ -946,7 +946,7 @@ starts everything on 127.0.0.1 in a temporary folder, and stops it all on exit.
 ```
 bench/run                      # the full run: 8 load runs of 10 s, then a 100,000-request soak
 bench/run --duration 3 --no-soak   # a quick look
-bench/run --profile            # also a py-spy profile of one JSON run (installs py-spy into .venv)
+bench/run --profile            # also py-spy profiles of a JSON and an SSE run (installs py-spy into .venv)
 ```
 
 The section below is rewritten by each run; the rest of this file is kept.
@@ -975,8 +975,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--soak-max-seconds", type=float, default=300, help="upper bound on each soak phase"
     )
     p.add_argument("--no-soak", action="store_true", help="skip the memory soak")
-    p.add_argument("--profile", action="store_true", help="also profile one JSON run with py-spy")
-    p.add_argument("--profile-out", type=Path, help="keep py-spy's raw (collapsed) stacks here")
+    p.add_argument(
+        "--profile", action="store_true", help="also profile a JSON and an SSE run with py-spy"
+    )
+    p.add_argument(
+        "--profile-out",
+        type=Path,
+        help="keep py-spy's raw stacks here (-json, -sse added to the name)",
+    )
     p.add_argument(
         "--doc", type=Path, default=ROOT / "docs" / "benchmarks.md", help="report to update"
     )
@@ -1041,12 +1047,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"  non-2xx {run.non2xx}  socket errors {run.socket_errors}",
                         file=sys.stderr,
                     )
-        profile = bench.profile(args.duration) if args.profile else None
+        modes = ("json", "sse") if args.profile else ()
+        profiles = [bench.profile(mode, args.duration) for mode in modes]
         soak = None
         if not args.no_soak:
             print(f"  soak: {args.soak_requests:,} requests …", file=sys.stderr)
             soak = bench.soak()
-        body = report(args, info, runs, soak, command, profile)
+        body = report(args, info, runs, soak, command, profiles)
         print("\n" + body)
         if not args.no_doc:
             update_doc(args.doc, body)
