@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from . import metrics
 from .analytics import AnalyticsLog
@@ -35,7 +35,7 @@ from .errors import (
     status_type,
 )
 from .providers import Call, Exchange, Provider, ProviderRegistry
-from .sse import DONE, encode
+from .sse import DONE, EventStreamResponse, encode
 from .store import Store
 from .tokens import Grant, TokenRecord, admit, identify, ratelimit_headers, utc_now
 
@@ -109,9 +109,8 @@ class Gateway:
             whole = not stream or upstream.content_type == "application/json"
             if not whole:
                 headers = {**self.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started)}
-                return StreamingResponse(
+                return EventStreamResponse(
                     self._relay(provider, call, upstream, exchange, entry, started),
-                    media_type="text/event-stream",
                     headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )
             answer = await read_answer(provider, upstream)

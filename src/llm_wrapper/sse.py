@@ -6,7 +6,8 @@ lines join, `event:` names the kind) and the hot path needs it without copies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,3 +84,53 @@ def _parse(block: bytes) -> Event | None:
 
 def encode(chunk: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+class EventStreamResponse:
+    """An ASGI response that relays an async iterator of SSE bytes.
+
+    Lighter than Starlette's StreamingResponse (no task group per stream): one
+    small task waits for the client to disconnect and then cancels the relay,
+    and the iterator is always closed, so the upstream request ends with it,
+    even when the client leaves before the first byte.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str], status_code: int = 200) -> None:
+        self.body = body
+        self.status_code = status_code
+        self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+        ]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        relay = asyncio.current_task()
+        watcher = asyncio.ensure_future(_until_disconnect(receive))
+        left = False
+
+        def client_left(_: asyncio.Future[None]) -> None:
+            nonlocal left
+            if not watcher.cancelled() and relay is not None:
+                left = True
+                relay.cancel()
+
+        watcher.add_done_callback(client_left)
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for chunk in self.body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not left or relay is None:
+                raise
+            relay.uncancel()  # the cancel was ours: the client is gone, nothing more to do
+        finally:
+            watcher.remove_done_callback(client_left)
+            watcher.cancel()
+            await self.body.aclose()  # type: ignore[attr-defined]
+
+
+async def _until_disconnect(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

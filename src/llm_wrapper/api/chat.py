@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..errors import PayloadTooLarge
-from .deps import CurrentGrant, CurrentUser, ServicesDep, read_body
+from ..services import Services
+from .deps import CurrentUser, ServicesDep, read_body
 from .responses import json_response
 
 router = APIRouter()
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(request: Request, grant: CurrentGrant, services: ServicesDep) -> Response:
+async def chat_completions(request: Request) -> Response:
+    """The hot path's only route. A plain Starlette endpoint (FastAPI's dependency solving and
+    response validation cost more than the rest of the gateway's own work), doing what
+    `CurrentGrant` does for the other routes."""
+    started = time.perf_counter()
+    services: Services = request.app.state.services
+    grant = await services.gateway.authorize(request.headers.get("authorization"))
+    request.state.grant = grant
     try:
         raw = await read_body(request, services.settings.max_body_bytes)
     except PayloadTooLarge as error:
-        services.gateway.refused(grant, error, request.state.started)
+        services.gateway.refused(grant, error, started)
         raise
-    return await services.gateway.chat(raw, grant, request.state.started)
+    return await services.gateway.chat(raw, grant, started)  # type: ignore[return-value]
+
+
+router.add_route("/v1/chat/completions", chat_completions, methods=["POST"], include_in_schema=False)
 
 
 @router.get("/v1/models")

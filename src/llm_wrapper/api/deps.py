@@ -12,7 +12,8 @@ from ..services import Services
 from ..tokens import Grant, TokenRecord
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, on every request.
     return request.app.state.services
 
 
