@@ -945,11 +945,12 @@ starts everything on 127.0.0.1 in a temporary folder, and stops it all on exit.
 
 ```
 bench/run                      # the full run: 8 load runs of 10 s, then a 100,000-request soak
-bench/run --duration 3 --no-soak   # a quick look
-bench/run --profile            # also py-spy profiles of a JSON and an SSE run (installs py-spy into .venv)
+bench/run --duration 3 --no-soak   # a quick look (printed only; this file is left alone)
+bench/run --profile            # also py-spy profiles of a JSON and an SSE run (installs py-spy)
 ```
 
-The section below is rewritten by each run; the rest of this file is kept.
+The section between the markers below is rewritten by each full run (default options,
+`--profile` allowed); the rest of this file is kept.
 
 """
 
@@ -984,7 +985,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep py-spy's raw stacks here (-json, -sse added to the name)",
     )
     p.add_argument(
-        "--doc", type=Path, default=ROOT / "docs" / "benchmarks.md", help="report to update"
+        "--doc",
+        type=Path,
+        default=None,
+        help="report to update (default: docs/benchmarks.md, after a full run only)",
     )
     p.add_argument("--no-doc", action="store_true", help="print only; leave the report alone")
     p.add_argument("--gateway-cpu", type=int, default=0, help="CPU for the gateway (default 0)")
@@ -1055,7 +1059,12 @@ def main(argv: list[str] | None = None) -> int:
             soak = bench.soak()
         body = report(args, info, runs, soak, command, profiles)
         print("\n" + body)
-        if not args.no_doc:
+        # Quick looks print only, so they never replace the published figures by accident.
+        full = not args.no_soak and args.duration >= 10 and {1, 32} <= set(args.conns)
+        if args.no_doc or (args.doc is None and not full):
+            print("\ndocs/benchmarks.md left as it is (only a full run or --doc PATH writes it)")
+        else:
+            args.doc = args.doc or ROOT / "docs" / "benchmarks.md"
             update_doc(args.doc, body)
             print(f"\nwrote {shown(args.doc)}")
         return 0
