@@ -426,7 +426,8 @@ def client(xai_server, tmp_path_factory):
     token = gateway.add_token("xai-user")
     gateway.start()
     try:
-        yield OpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0)
+        with OpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0) as sdk:
+            yield sdk
     finally:
         gateway.stop()
 

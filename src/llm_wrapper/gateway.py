@@ -37,7 +37,7 @@ from .errors import (
 from .providers import Call, Exchange, Provider, ProviderRegistry
 from .sse import DONE, EventStreamResponse, encode
 from .store import Store
-from .tokens import Grant, TokenRecord, admit, identify, ratelimit_headers, utc_now
+from .tokens import Grant, TokenRecord, admit, bearer_token, identify, ratelimit_headers, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,6 @@ class Gateway:
         self.answerers: list[Answerer] = []
 
     async def authorize(self, authorization: str | None) -> Grant:
-        from .tokens import bearer_token
-
         try:
             return await admit(self.store, bearer_token(authorization), self.clock())
         except RateLimited:
@@ -72,8 +70,6 @@ class Gateway:
             raise
 
     async def identify(self, authorization: str | None) -> TokenRecord:
-        from .tokens import bearer_token
-
         return await identify(self.store, bearer_token(authorization), self.clock())
 
     def headers_for(self, grant: Grant | TokenRecord) -> dict[str, str]:

@@ -70,13 +70,14 @@ class Passthrough(StreamTranslator):
     that follows is read as an event of its own.
     """
 
-    __slots__ = ("_exchange", "_held", "_tail")
-    TAIL = 16384
+    __slots__ = ("_exchange", "_held", "_last", "_previous")
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
         self._held = b""
-        self._tail = b""
+        # The last two whole-event runs sent: the usage event is the last before [DONE].
+        self._previous = b""
+        self._last = b""
 
     def feed(self, piece: bytes) -> bytes:
         data = self._held + piece if self._held else piece
@@ -84,14 +85,13 @@ class Passthrough(StreamTranslator):
         self._held = data[end:]
         out = data[:end] if end < len(data) else data
         if out:
-            tail = self._tail + out
-            self._tail = tail[-self.TAIL :] if len(tail) > self.TAIL else tail
+            self._previous, self._last = self._last, out
         return out
 
     def end(self) -> bytes:
         rest, self._held = self._held.strip(), b""
         closing = rest + b"\n\n" if rest else b""
-        tail = self._tail + closing
+        tail = self._previous + self._last + closing
         if b'"usage"' in tail:
             self._read_usage(tail)
         if tail.rstrip().endswith(b"[DONE]"):
@@ -99,15 +99,22 @@ class Passthrough(StreamTranslator):
         return closing + DONE
 
     def _read_usage(self, tail: bytes) -> None:
-        start = tail.find(b"data:")
-        for event in EventSplitter().feed(tail[max(start, 0) :]):
-            if b'"usage"' in event.data and event.data[:1] == b"{":
+        """Parse only the last event that mentions usage (searching backwards from the end)."""
+        at = tail.rfind(b'"usage"')
+        while at >= 0:
+            start = tail.rfind(b"data:", 0, at)
+            stop = tail.find(b"\n\n", at)
+            for event in EventSplitter().feed(tail[max(start, 0) : stop + 2 if stop >= 0 else len(tail)] + b"\n\n"):
+                if event.data[:1] != b"{":
+                    continue
                 try:
                     usage = orjson.loads(event.data).get("usage")
                 except orjson.JSONDecodeError:
                     continue
                 if usage:
                     self._exchange.usage = usage
+                    return
+            at = tail.rfind(b'"usage"', 0, max(start, 0))
 
 
 class ChunkRewriter(StreamTranslator):

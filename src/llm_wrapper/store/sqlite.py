@@ -6,7 +6,7 @@ import sqlite3
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from ..tokens import EXPIRY_FORMAT, Grant, TokenRecord, format_time
+from ..tokens import Grant, TokenRecord, format_time
 from .base import Store, StoreUnavailable
 from .migrations import MIGRATIONS
 from .sqlite_monitors import SQLiteMonitorStore
@@ -35,7 +35,7 @@ TOKEN_COLUMNS = (
 def _time(text: str | None) -> datetime | None:
     if not text:
         return None
-    return datetime.strptime(text, EXPIRY_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
 def _record(row: tuple) -> TokenRecord:
