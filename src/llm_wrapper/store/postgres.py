@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
 from ..tokens import Grant, TokenRecord
-from .base import Store, StoreUnavailable
+from .base import Store
+from .postgres_guard import guarded
 from .migrations import MIGRATIONS
 from .postgres_monitors import PostgresMonitorStore
 
@@ -37,27 +37,7 @@ TOKEN_COLUMNS = (
 )
 MIGRATION_LOCK = 0x6C6C6D77  # "llmw": one advisory lock key for schema changes
 
-UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-)
 
-
-def _guarded(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Turn the ways a database can be unreachable into StoreUnavailable (503)."""
-
-    @functools.wraps(method)
-    async def wrapper(self: "PostgresStore", *args: Any, **kwargs: Any) -> T:
-        try:
-            return await method(self, *args, **kwargs)
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"The database is not available ({type(exc).__name__}).") from None
-
-    return wrapper
 
 
 def _record(row: asyncpg.Record) -> TokenRecord:
@@ -99,7 +79,7 @@ class PostgresStore(PostgresMonitorStore, Store):
         pool = await self.pool()
         return await pool.execute(sql, *args, timeout=self.timeout)
 
-    @_guarded
+    @guarded
     async def migrate(self) -> list[str]:
         applied: list[str] = []
         pool = await self.pool()
@@ -125,18 +105,18 @@ class PostgresStore(PostgresMonitorStore, Store):
             await self._pool.close()
             self._pool = None
 
-    @_guarded
+    @guarded
     async def ping(self) -> None:
         await self._fetchrow("SELECT 1")
 
-    @_guarded
+    @guarded
     async def authorize(self, token_hash: str, now: datetime) -> Grant | None:
         row = await self._fetchrow(AUTHORIZE, token_hash, now.astimezone(timezone.utc).date(), now)
         if row is None:
             return None
         return Grant(row[0], row[1], row[2], row[3], row[4])
 
-    @_guarded
+    @guarded
     async def add_token(
         self, *, token_hash: str, username: str, expiry: datetime, rate_limit: int, now: datetime
     ) -> None:
@@ -145,7 +125,7 @@ class PostgresStore(PostgresMonitorStore, Store):
             token_hash, username, expiry, rate_limit, now,
         )
 
-    @_guarded
+    @guarded
     async def import_token(self, record: TokenRecord) -> bool:
         status = await self._execute(
             f"INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
@@ -156,16 +136,16 @@ class PostgresStore(PostgresMonitorStore, Store):
         )
         return status.endswith(" 1")
 
-    @_guarded
+    @guarded
     async def get_token(self, token_hash: str) -> TokenRecord | None:
         row = await self._fetchrow(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = $1", token_hash)
         return _record(row) if row else None
 
-    @_guarded
+    @guarded
     async def list_tokens(self) -> list[TokenRecord]:
         rows = await self._fetch(f"SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY username, created_at")
         return [_record(r) for r in rows]
 
-    @_guarded
+    @guarded
     async def delete_token(self, token_hash: str) -> bool:
         return (await self._execute("DELETE FROM tokens WHERE token_hash = $1", token_hash)) == "DELETE 1"

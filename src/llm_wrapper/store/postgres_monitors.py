@@ -8,9 +8,6 @@ row as the winner left it, so no row is handed out twice.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,7 +15,7 @@ import asyncpg
 import orjson
 
 from ..monitors.records import EventGroup, Monitor
-from .base import StoreUnavailable
+from .postgres_guard import guarded
 
 T = TypeVar("T")
 
@@ -33,20 +30,7 @@ GROUP_COLUMNS = (
 )
 USER_GROUPS = "SELECT monitor_id FROM monitors WHERE username = $1"
 USER_LOCK = 0x6D6F6E  # "mon": advisory lock class for per-user monitor changes
-UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 
-
-def _guarded(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """As in postgres.py (not imported from there: that module imports this one)."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
-        try:
-            return await method(self, *args, **kwargs)
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"The database is not available ({type(exc).__name__}).") from None
-
-    return wrapper
 
 
 def _monitor(row: asyncpg.Record) -> Monitor:
@@ -71,7 +55,7 @@ class PostgresMonitorStore:
         async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]: ...
         async def _execute(self, sql: str, *args: Any) -> str: ...
 
-    @_guarded
+    @guarded
     async def insert_monitor(self, monitor: Monitor) -> list[Monitor]:
         pool = await self.pool()
         async with pool.acquire() as conn, conn.transaction():
@@ -92,12 +76,12 @@ class PostgresMonitorStore:
             )
         return [_monitor(r) for r in replaced]
 
-    @_guarded
+    @guarded
     async def get_monitor(self, monitor_id: str) -> Monitor | None:
         rows = await self._fetch(f"SELECT {MONITOR_COLUMNS} FROM monitors WHERE monitor_id = $1", monitor_id)
         return _monitor(rows[0]) if rows else None
 
-    @_guarded
+    @guarded
     async def list_monitors(self, username: str | None = None) -> list[Monitor]:
         if username is None:
             rows = await self._fetch(f"SELECT {MONITOR_COLUMNS} FROM monitors ORDER BY created_at DESC")
@@ -107,7 +91,7 @@ class PostgresMonitorStore:
             )
         return [_monitor(r) for r in rows]
 
-    @_guarded
+    @guarded
     async def deactivate_monitor(self, monitor_id: str, now: datetime) -> Monitor | None:
         await self._execute(
             "UPDATE monitors SET deactivated_at = $2, cancel_pending = TRUE, cancel_next_at = $2 "
@@ -116,7 +100,7 @@ class PostgresMonitorStore:
         )
         return await self.get_monitor(monitor_id)
 
-    @_guarded
+    @guarded
     async def expire_monitors(self, cutoff: datetime, now: datetime) -> list[Monitor]:
         rows = await self._fetch(
             "UPDATE monitors SET deactivated_at = $2, cancel_pending = TRUE, cancel_next_at = $2 "
@@ -125,7 +109,7 @@ class PostgresMonitorStore:
         )
         return [_monitor(r) for r in rows]
 
-    @_guarded
+    @guarded
     async def claim_cancels(self, now: datetime, lease_until: datetime, limit: int) -> list[Monitor]:
         rows = await self._fetch(
             "UPDATE monitors SET cancel_next_at = $2, cancel_attempts = cancel_attempts + 1 "
@@ -137,7 +121,7 @@ class PostgresMonitorStore:
         )
         return [_monitor(r) for r in rows]
 
-    @_guarded
+    @guarded
     async def finish_cancel(
         self, monitor_id: str, *, remote_state: str | None, error: str | None, retry_at: datetime | None
     ) -> None:
@@ -153,7 +137,7 @@ class PostgresMonitorStore:
                 monitor_id, error, retry_at,
             )
 
-    @_guarded
+    @guarded
     async def record_run(self, monitor_id: str, status: str, at: datetime, error: str | None) -> None:
         await self._execute(
             "UPDATE monitors SET last_run_at = $2, last_run_status = $3, "
@@ -161,7 +145,7 @@ class PostgresMonitorStore:
             monitor_id, at, status, error,
         )
 
-    @_guarded
+    @guarded
     async def add_event_group(
         self, *, monitor_id: str, event_group_id: str, webhook_id: str | None, received_at: datetime
     ) -> bool:
@@ -172,7 +156,7 @@ class PostgresMonitorStore:
         )
         return bool(rows)
 
-    @_guarded
+    @guarded
     async def claim_fetches(self, now: datetime, lease_until: datetime, limit: int) -> list[EventGroup]:
         rows = await self._fetch(
             "UPDATE event_groups SET next_attempt_at = $2, fetch_attempts = fetch_attempts + 1 "
@@ -183,7 +167,7 @@ class PostgresMonitorStore:
         )
         return [_group(r) for r in rows]
 
-    @_guarded
+    @guarded
     async def finish_fetch(
         self,
         group_id: int,
@@ -208,12 +192,12 @@ class PostgresMonitorStore:
                 group_id, "pending" if retry_at else "failed", retry_at, error,
             )
 
-    @_guarded
+    @guarded
     async def next_fetch_due(self) -> datetime | None:
         rows = await self._fetch("SELECT MIN(next_attempt_at) FROM event_groups WHERE fetch_state = 'pending'")
         return rows[0][0] if rows else None
 
-    @_guarded
+    @guarded
     async def claim_updates(self, username: str, now: datetime) -> list[EventGroup]:
         rows = await self._fetch(
             "UPDATE event_groups SET processed_at = $2 WHERE id IN (SELECT id FROM event_groups "
@@ -223,7 +207,7 @@ class PostgresMonitorStore:
         )
         return sorted((_group(r) for r in rows), key=lambda g: (g.received_at, g.id))
 
-    @_guarded
+    @guarded
     async def count_updates(self, username: str) -> int:
         rows = await self._fetch(
             f"SELECT COUNT(*) FROM event_groups WHERE monitor_id IN ({USER_GROUPS}) "
@@ -232,14 +216,14 @@ class PostgresMonitorStore:
         )
         return int(rows[0][0])
 
-    @_guarded
+    @guarded
     async def last_processed_at(self, username: str) -> datetime | None:
         rows = await self._fetch(
             f"SELECT MAX(processed_at) FROM event_groups WHERE monitor_id IN ({USER_GROUPS})", username
         )
         return rows[0][0]
 
-    @_guarded
+    @guarded
     async def list_event_groups(self, monitor_id: str | None = None) -> list[EventGroup]:
         if monitor_id is None:
             rows = await self._fetch(f"SELECT {GROUP_COLUMNS} FROM event_groups ORDER BY received_at, id")
