@@ -61,7 +61,7 @@ class GatewayProcess:
                        "--rate-limit", str(rate_limit), "--json")
         return json.loads(out.stdout)["token"]
 
-    def start(self, timeout: float = 30) -> "GatewayProcess":
+    def start(self, timeout: float = 30) -> GatewayProcess:
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [str(BIN / "llm-wrapper"), "serve", "--host", "127.0.0.1", "--port", str(self.port),

@@ -8,9 +8,9 @@ import re
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -229,7 +229,7 @@ ORIGINAL_SCHEMA = """CREATE TABLE tokens (
 
 def original_database(path: Path) -> dict[str, str]:
     """An auth_tokens.db as the original manage_tokens.py wrote it: plaintext tokens."""
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     tokens = {
         "active": "old-secret-active-3f9a7c",
         "stale": "old-secret-stale-81be2d",

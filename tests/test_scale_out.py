@@ -6,8 +6,8 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import aiohttp
 import httpx
@@ -142,7 +142,7 @@ def test_an_event_goes_to_exactly_one_answer_across_instances(tmp_path, pg_dsn, 
         target = (first, second)[round_ % 2]
         status, _ = fake_parallel.deliver(target.url + WEBHOOK_PATH, body, fake_parallel.signed_headers(body))
         assert status == 200
-        wait_for(lambda: sum(g["fetched_at"] is not None for g in event_groups(first)) == round_ + 1,
+        wait_for(lambda n=round_ + 1: sum(g["fetched_at"] is not None for g in event_groups(first)) == n,
                  what="the event fetch")
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda gw: _ask(gw, token), [first, second, first, second]))

@@ -7,7 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
@@ -19,8 +19,8 @@ from llm_wrapper.tokens import TokenRecord, hash_token, new_token
 
 from .fixtures.postgres import open_backend
 
-NOW = datetime(2030, 6, 15, 12, 0, 0, tzinfo=timezone.utc)
-EXPIRY = datetime(2031, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2030, 6, 15, 12, 0, 0, tzinfo=UTC)
+EXPIRY = datetime(2031, 1, 1, tzinfo=UTC)
 
 
 async def migration_names(backend: tuple[str, str]) -> list[str]:
@@ -205,14 +205,14 @@ async def test_concurrent_authorize_never_exceeds_the_limit(
 
 async def test_a_new_utc_day_restarts_the_count(store: Store) -> None:
     token_hash = hash_token(await add(store, rate_limit=2))
-    late = datetime(2030, 6, 15, 23, 59, 59, tzinfo=timezone.utc)
+    late = datetime(2030, 6, 15, 23, 59, 59, tzinfo=UTC)
     assert await store.authorize(token_hash, late) is not None
     assert await store.authorize(token_hash, late) is not None
     assert await store.authorize(token_hash, late) is None
     # 01:00 in UTC+2 is still 23:00 UTC on the same day: refused.
     same_day = datetime(2030, 6, 16, 1, 0, tzinfo=timezone(timedelta(hours=2)))
     assert await store.authorize(token_hash, same_day) is None
-    midnight = datetime(2030, 6, 16, 0, 0, 0, tzinfo=timezone.utc)
+    midnight = datetime(2030, 6, 16, 0, 0, 0, tzinfo=UTC)
     grant = await store.authorize(token_hash, midnight)
     assert grant is not None and (grant.requests_today, grant.lifetime_requests) == (1, 3)
     record = await store.get_token(token_hash)
@@ -222,8 +222,8 @@ async def test_a_new_utc_day_restarts_the_count(store: Store) -> None:
 
 async def test_a_lagging_clock_does_not_restart_a_newer_day(store: Store) -> None:
     token_hash = hash_token(await add(store, rate_limit=2))
-    ahead = datetime(2030, 6, 16, 0, 0, 1, tzinfo=timezone.utc)
-    behind = datetime(2030, 6, 15, 23, 59, 59, tzinfo=timezone.utc)
+    ahead = datetime(2030, 6, 16, 0, 0, 1, tzinfo=UTC)
+    behind = datetime(2030, 6, 15, 23, 59, 59, tzinfo=UTC)
     assert await store.authorize(token_hash, ahead) is not None
     grant = await store.authorize(token_hash, behind)
     assert grant is not None and grant.requests_today == 2

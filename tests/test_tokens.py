@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -36,14 +36,14 @@ def test_new_token_format() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("2030-01-01 00:00:00", datetime(2030, 1, 1, tzinfo=timezone.utc)),
-        ("  2030-01-01 12:30:05 ", datetime(2030, 1, 1, 12, 30, 5, tzinfo=timezone.utc)),
-        ("2030-01-01T12:30:05", datetime(2030, 1, 1, 12, 30, 5, tzinfo=timezone.utc)),
-        ("2030-01-01 02:00:00+02:00", datetime(2030, 1, 1, 0, 0, tzinfo=timezone.utc)),
-        ("2030-01-01 00:00:00-05:30", datetime(2030, 1, 1, 5, 30, tzinfo=timezone.utc)),
-        ("2030-01-01T00:00:00Z", datetime(2030, 1, 1, tzinfo=timezone.utc)),
-        ("2030-01-01 00:00:00.999", datetime(2030, 1, 1, tzinfo=timezone.utc)),
-        ("2030-01-01", datetime(2030, 1, 1, tzinfo=timezone.utc)),
+        ("2030-01-01 00:00:00", datetime(2030, 1, 1, tzinfo=UTC)),
+        ("  2030-01-01 12:30:05 ", datetime(2030, 1, 1, 12, 30, 5, tzinfo=UTC)),
+        ("2030-01-01T12:30:05", datetime(2030, 1, 1, 12, 30, 5, tzinfo=UTC)),
+        ("2030-01-01 02:00:00+02:00", datetime(2030, 1, 1, 0, 0, tzinfo=UTC)),
+        ("2030-01-01 00:00:00-05:30", datetime(2030, 1, 1, 5, 30, tzinfo=UTC)),
+        ("2030-01-01T00:00:00Z", datetime(2030, 1, 1, tzinfo=UTC)),
+        ("2030-01-01 00:00:00.999", datetime(2030, 1, 1, tzinfo=UTC)),
+        ("2030-01-01", datetime(2030, 1, 1, tzinfo=UTC)),
     ],
 )
 def test_parse_expiry(text: str, expected: datetime) -> None:
@@ -63,10 +63,10 @@ def test_parse_expiry_refuses_garbage(text: str) -> None:
 @pytest.mark.parametrize(
     ("now", "seconds"),
     [
-        (datetime(2030, 1, 1, 23, 59, 30, tzinfo=timezone.utc), 30),
-        (datetime(2030, 1, 1, 0, 0, 0, tzinfo=timezone.utc), 86400),
-        (datetime(2030, 1, 1, 12, 0, 0, tzinfo=timezone.utc), 43200),
-        (datetime(2030, 1, 1, 23, 59, 59, 500000, tzinfo=timezone.utc), 1),
+        (datetime(2030, 1, 1, 23, 59, 30, tzinfo=UTC), 30),
+        (datetime(2030, 1, 1, 0, 0, 0, tzinfo=UTC), 86400),
+        (datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC), 43200),
+        (datetime(2030, 1, 1, 23, 59, 59, 500000, tzinfo=UTC), 1),
         (datetime(2030, 1, 2, 1, 0, 0, tzinfo=timezone(timedelta(hours=2))), 3600),
     ],
 )

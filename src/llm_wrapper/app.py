@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,9 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from .analytics import AnalyticsLog
-from .api import chat, health
-from .api import me, pages
-from .api import monitors as monitors_api, webhooks
+from .api import chat, health, me, pages, webhooks
+from .api import monitors as monitors_api
 from .config import load_config
 from .errors import GatewayError, InvalidRequest, NotFound, error_response, status_type
 from .gateway import Gateway

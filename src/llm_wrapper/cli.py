@@ -10,9 +10,10 @@ import asyncio
 import json
 import sqlite3
 import sys
-from datetime import date, datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -23,7 +24,13 @@ from .errors import ServiceUnavailable
 from .settings import Settings, SettingsError, load_settings
 from .store import Store, open_store
 from .tokens import (
-    MAX_RATE_LIMIT, TokenRecord, format_time, hash_token, new_token, parse_expiry, utc_now,
+    MAX_RATE_LIMIT,
+    TokenRecord,
+    format_time,
+    hash_token,
+    new_token,
+    parse_expiry,
+    utc_now,
 )
 
 T = TypeVar("T")
@@ -237,7 +244,7 @@ def _original_record(row: sqlite3.Row) -> TokenRecord:
         request_count=int(row["request_count"] or 0) if "request_count" in keys else 0,
         last_request_date=date.fromisoformat(str(last)[:10]) if last else None,
         lifetime_requests=int(row["lifetime_requests"] or 0) if "lifetime_requests" in keys else 0,
-        created_at=datetime.now(timezone.utc),
+        created_at=datetime.now(UTC),
     )
 
 

@@ -35,7 +35,7 @@ def _check_readable(label: str, path: Path) -> None:
         with open(path, "rb"):
             pass
     except OSError as exc:
-        raise SystemExit(f"llm-wrapper: cannot read {label} {path}: {exc.strerror}")
+        raise SystemExit(f"llm-wrapper: cannot read {label} {path}: {exc.strerror}") from None
 
 
 def serve(settings: Settings, *, host: str, port: int | None, config_path: Path | None, workers: int) -> None:
@@ -48,7 +48,7 @@ def serve(settings: Settings, *, host: str, port: int | None, config_path: Path 
     try:
         load_config(settings.llm_wrapper_config)
     except ConfigError as exc:
-        raise SystemExit(f"llm-wrapper: {exc}")
+        raise SystemExit(f"llm-wrapper: {exc}") from None
     ssl: dict[str, str] = {}
     if settings.ssl_certfile and settings.ssl_keyfile:
         _check_readable("SSL_CERTFILE", settings.ssl_certfile)

@@ -9,8 +9,8 @@ through `Settings.secret(name)`, from the same two sources.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr

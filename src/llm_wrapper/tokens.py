@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -57,22 +57,22 @@ def parse_expiry(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"cannot read the expiry {text!r}; use 'YYYY-MM-DD HH:MM:SS' (UTC)") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc).replace(microsecond=0)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).replace(microsecond=0)
 
 
 def format_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime(EXPIRY_FORMAT)
+    return moment.astimezone(UTC).strftime(EXPIRY_FORMAT)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def next_reset(now: datetime) -> datetime:
     """The next 00:00 UTC, when every daily count starts again."""
-    today = now.astimezone(timezone.utc).date()
-    return datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+    today = now.astimezone(UTC).date()
+    return datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
 
 def seconds_to_reset(now: datetime) -> int:
@@ -108,7 +108,7 @@ class TokenRecord:
     created_at: datetime | None
 
     def requests_today(self, now: datetime) -> int:
-        return self.request_count if self.last_request_date == now.astimezone(timezone.utc).date() else 0
+        return self.request_count if self.last_request_date == now.astimezone(UTC).date() else 0
 
     def expired(self, now: datetime) -> bool:
         return self.expiry is not None and now >= self.expiry
@@ -118,7 +118,7 @@ class TokenRecord:
         return token_id(self.token_hash)
 
 
-def ratelimit_headers(grant: "Grant | TokenRecord", now: datetime) -> dict[str, str]:
+def ratelimit_headers(grant: Grant | TokenRecord, now: datetime) -> dict[str, str]:
     if isinstance(grant, TokenRecord):
         remaining = max(0, grant.rate_limit - grant.requests_today(now))
     else:
@@ -143,7 +143,7 @@ def bearer_token(header: str | None) -> str:
     return value
 
 
-async def identify(store: "Store", token: str, now: datetime) -> TokenRecord:
+async def identify(store: Store, token: str, now: datetime) -> TokenRecord:
     """The token's record for routes that authenticate without counting a request; raises 401."""
     from .errors import AuthenticationFailed
 
@@ -155,7 +155,7 @@ async def identify(store: "Store", token: str, now: datetime) -> TokenRecord:
     return record
 
 
-async def admit(store: "Store", token: str, now: datetime) -> Grant:
+async def admit(store: Store, token: str, now: datetime) -> Grant:
     """Authorise and count one request, or raise why not (401 or 429 with Retry-After)."""
     from .errors import AuthenticationFailed, RateLimited
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from starlette.responses import Response
-from .responses import json_response
 
 from ..store import StoreUnavailable
 from .deps import ServicesDep
+from .responses import json_response
 
 router = APIRouter()
 

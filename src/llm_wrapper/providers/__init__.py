@@ -6,7 +6,7 @@ Adding a provider is one module with a `Provider` subclass and one line in `ADAP
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from ..config import ProviderConfig
 from ..errors import ModelNotFound, ServiceUnavailable
@@ -59,7 +59,7 @@ class ProviderRegistry:
         self._by_model = {m: p for p in self.providers.values() for m in p.models}
 
     @classmethod
-    def from_config(cls, configs: Mapping[str, ProviderConfig], secret) -> "ProviderRegistry":
+    def from_config(cls, configs: Mapping[str, ProviderConfig], secret) -> ProviderRegistry:
         """Build adapters; `secret(name)` looks up a key. A missing key disables with one warning."""
         providers = []
         for config in configs.values():

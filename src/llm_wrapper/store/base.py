@@ -68,28 +68,28 @@ class Store(ABC):
     # monitors (records in `monitors/records.py`; times are UTC datetimes) ---
 
     @abstractmethod
-    async def insert_monitor(self, monitor: "Monitor") -> list["Monitor"]:
+    async def insert_monitor(self, monitor: Monitor) -> list[Monitor]:
         """Store a new active monitor and, in the same transaction, deactivate the user's
         other active ones (their remote cancel pending). Returns those, deactivated."""
 
     @abstractmethod
-    async def get_monitor(self, monitor_id: str) -> "Monitor | None": ...
+    async def get_monitor(self, monitor_id: str) -> Monitor | None: ...
 
     @abstractmethod
-    async def list_monitors(self, username: str | None = None) -> list["Monitor"]:
+    async def list_monitors(self, username: str | None = None) -> list[Monitor]:
         """Newest first; every user's when `username` is None."""
 
     @abstractmethod
-    async def deactivate_monitor(self, monitor_id: str, now: datetime) -> "Monitor | None":
+    async def deactivate_monitor(self, monitor_id: str, now: datetime) -> Monitor | None:
         """Deactivate (remote cancel pending) unless already; the monitor as stored, None if unknown."""
 
     @abstractmethod
-    async def expire_monitors(self, cutoff: datetime, now: datetime) -> list["Monitor"]:
+    async def expire_monitors(self, cutoff: datetime, now: datetime) -> list[Monitor]:
         """Deactivate, in one statement, every active monitor created at or before `cutoff`;
         returns exactly those (so each is expired by one caller only)."""
 
     @abstractmethod
-    async def claim_cancels(self, now: datetime, lease_until: datetime, limit: int) -> list["Monitor"]:
+    async def claim_cancels(self, now: datetime, lease_until: datetime, limit: int) -> list[Monitor]:
         """Claim pending remote cancels that are due: nobody else gets them before `lease_until`.
         Each claim counts one attempt."""
 
@@ -111,7 +111,7 @@ class Store(ABC):
         its (monitor, event group) is already stored."""
 
     @abstractmethod
-    async def claim_fetches(self, now: datetime, lease_until: datetime, limit: int) -> list["EventGroup"]:
+    async def claim_fetches(self, now: datetime, lease_until: datetime, limit: int) -> list[EventGroup]:
         """Claim pending fetches that are due until `lease_until`; each claim counts one attempt."""
 
     @abstractmethod
@@ -131,7 +131,7 @@ class Store(ABC):
         """When the earliest pending fetch is due, or None when there is none."""
 
     @abstractmethod
-    async def claim_updates(self, username: str, now: datetime) -> list["EventGroup"]:
+    async def claim_updates(self, username: str, now: datetime) -> list[EventGroup]:
         """Mark the user's fetched, unprocessed event groups processed in one atomic statement and
         return exactly those, oldest first: two concurrent callers never get the same group."""
 
@@ -143,5 +143,5 @@ class Store(ABC):
     async def last_processed_at(self, username: str) -> datetime | None: ...
 
     @abstractmethod
-    async def list_event_groups(self, monitor_id: str | None = None) -> list["EventGroup"]:
+    async def list_event_groups(self, monitor_id: str | None = None) -> list[EventGroup]:
         """Oldest first; every monitor's when `monitor_id` is None."""

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
 
 from ..tokens import Grant, TokenRecord
 from .base import Store
-from .postgres_guard import guarded
 from .migrations import MIGRATIONS
+from .postgres_guard import guarded
 from .postgres_monitors import PostgresMonitorStore
 
 T = TypeVar("T")
@@ -111,7 +111,7 @@ class PostgresStore(PostgresMonitorStore, Store):
 
     @guarded
     async def authorize(self, token_hash: str, now: datetime) -> Grant | None:
-        row = await self._fetchrow(AUTHORIZE, token_hash, now.astimezone(timezone.utc).date(), now)
+        row = await self._fetchrow(AUTHORIZE, token_hash, now.astimezone(UTC).date(), now)
         if row is None:
             return None
         return Grant(row[0], row[1], row[2], row[3], row[4])
@@ -132,7 +132,7 @@ class PostgresStore(PostgresMonitorStore, Store):
             "ON CONFLICT (token_hash) DO NOTHING",
             record.token_hash, record.username, record.expiry, record.rate_limit,
             record.request_count, record.last_request_date, record.lifetime_requests,
-            record.created_at or datetime.now(timezone.utc),
+            record.created_at or datetime.now(UTC),
         )
         return status.endswith(" 1")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ..tokens import Grant, TokenRecord, format_time
@@ -35,7 +35,7 @@ TOKEN_COLUMNS = (
 def _time(text: str | None) -> datetime | None:
     if not text:
         return None
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def _record(row: tuple) -> TokenRecord:
@@ -99,7 +99,7 @@ class SQLiteStore(SQLiteMonitorStore, Store):
                     self.db.execute(statement)
                 self.db.execute(
                     "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
-                    (name, format_time(datetime.now(timezone.utc))),
+                    (name, format_time(datetime.now(UTC))),
                 )
                 applied.append(name)
             self.db.execute("COMMIT")
@@ -115,7 +115,7 @@ class SQLiteStore(SQLiteMonitorStore, Store):
         self.execute("SELECT 1").fetchone()
 
     async def authorize(self, token_hash: str, now: datetime) -> Grant | None:
-        today = now.astimezone(timezone.utc).date().isoformat()
+        today = now.astimezone(UTC).date().isoformat()
         # fetchall, not fetchone: the statement must run to its end, which commits and
         # releases the write lock now rather than when the cursor happens to be freed.
         rows = self.execute(AUTHORIZE, {"hash": token_hash, "today": today, "now": format_time(now)}).fetchall()
@@ -144,7 +144,7 @@ class SQLiteStore(SQLiteMonitorStore, Store):
                 record.request_count,
                 record.last_request_date.isoformat() if record.last_request_date else None,
                 record.lifetime_requests,
-                format_time(record.created_at or datetime.now(timezone.utc)),
+                format_time(record.created_at or datetime.now(UTC)),
             ),
         )
         return cursor.rowcount == 1
