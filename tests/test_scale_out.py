@@ -167,3 +167,45 @@ def test_instances_sweeping_at_once_cancel_each_monitor_once(tmp_path, pg_dsn, m
         assert len(fake_parallel.calls_to("POST", f"/v1/monitors/{monitor_id}/cancel")) == 1
     listed = json.loads(second.cli("monitors", "list", "--json").stdout)
     assert {m["monitor_id"] for m in listed if not m["active"]} >= set(ids)
+
+
+def test_a_gateway_started_while_the_database_is_down_serves_once_it_is_back(
+    tmp_path, pg_cluster: PostgresCluster, provider
+):
+    dsn = new_database(pg_cluster.dsn)
+    gateway = instance(tmp_path, "late", dsn, provider)
+    token = gateway.add_token("early-bird")  # migrates and stores the token while the database is up
+    with_schema = new_database(pg_cluster.dsn)  # and one that has never been migrated
+    fresh = instance(tmp_path, "fresh", with_schema, provider)
+    pg_cluster.stop()
+    gateway.start()
+    fresh.start()
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        for started in (gateway, fresh):
+            assert httpx.get(f"{started.url}/healthz", timeout=5).status_code == 200
+            assert httpx.get(f"{started.url}/readyz", timeout=15).status_code == 503
+            down = httpx.post(f"{started.url}/v1/chat/completions", json=BODY, headers=headers, timeout=15)
+            assert down.status_code == 503 and down.json()["error"]["code"] == "database_unavailable"
+
+        pg_cluster.start()
+        deadline = time.monotonic() + 40
+        status = 0
+        while time.monotonic() < deadline and status != 200:
+            status = httpx.post(f"{gateway.url}/v1/chat/completions", json=BODY, headers=headers, timeout=15).status_code
+            time.sleep(0.2)
+        assert status == 200
+        # The instance that found no schema migrates it once the database answers.
+        ready = 0
+        while time.monotonic() < deadline and ready != 200:
+            ready = httpx.get(f"{fresh.url}/readyz", timeout=5).status_code
+            time.sleep(0.2)
+        assert ready == 200
+        unknown = httpx.post(f"{fresh.url}/v1/chat/completions", json=BODY, headers=headers, timeout=15)
+        while time.monotonic() < deadline and unknown.status_code == 503:
+            time.sleep(0.5)
+            unknown = httpx.post(f"{fresh.url}/v1/chat/completions", json=BODY, headers=headers, timeout=15)
+        assert unknown.status_code == 401  # its own, freshly migrated database does not know the token
+    finally:
+        gateway.stop()
+        fresh.stop()

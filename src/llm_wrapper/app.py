@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from .monitors import worker as monitor_worker
 from .providers import ProviderRegistry
 from .services import Services
 from .settings import Settings, load_settings
-from .store import open_store
+from .store import Store, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings)
-        await store.migrate()
+        migrating = await _migrate_or_keep_trying(store)
         analytics = AnalyticsLog(settings.llm_wrapper_log_file)
         gateway = Gateway(registry=registry, store=store, analytics=analytics)
         app.state.services = Services(settings, registry, store, analytics, gateway)
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with monitor_worker.attached(app.state.services):
                 yield
+            if migrating is not None:
+                migrating.cancel()
         finally:
             await registry.close()
             analytics.close()
@@ -65,6 +68,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pages.install(app)  # the web pages and /static
     _install_error_handlers(app)
     return app
+
+
+async def _migrate_or_keep_trying(store: Store) -> asyncio.Task[None] | None:
+    """Migrate now; if the database is down, start anyway (503s until it answers) and keep trying."""
+    try:
+        await store.migrate()
+        return None
+    except StoreUnavailable as exc:
+        log.error("the database is not available at start-up (%s); answering 503 until it is", exc.message)
+
+    async def keep_trying() -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await store.migrate()
+            except StoreUnavailable:
+                delay = min(delay * 2, 30.0)
+                continue
+            log.info("the database is available again; schema up to date")
+            return
+
+    return asyncio.create_task(keep_trying(), name="migrate-when-available")
 
 
 def _grant_headers(request: Request) -> dict[str, str]:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from ..store.base import StoreUnavailable
 from .service import MonitorService
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ async def run(service: MonitorService, sweep_seconds: float) -> None:
                 wait = min(wait, (due - service.clock()).total_seconds())
         except asyncio.CancelledError:
             raise
+        except StoreUnavailable as exc:
+            log.warning("monitor background work waits for the database: %s", exc.message)
+            wait = AFTER_ERROR
         except Exception:
             log.exception("monitor background work failed; trying again shortly")
             wait = AFTER_ERROR

@@ -20,6 +20,8 @@ UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    # The schema is not there yet: the server started before the database and is still migrating.
+    asyncpg.UndefinedTableError,
 )
 
 
