@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from .analytics import AnalyticsLog
-from .api import chat, health, me, pages, webhooks
+from .api import admin, chat, health, me, pages, webhooks
 from .api import monitors as monitors_api
 from .config import load_config
 from .errors import GatewayError, InvalidRequest, NotFound, error_response, status_type
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(me.router)
     app.include_router(monitors_api.router)
     app.include_router(webhooks.router)
+    app.include_router(admin.router)
     pages.install(app)  # the web pages and /static
     _install_error_handlers(app)
     return app

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 from rich.console import Console
@@ -25,10 +25,12 @@ from .settings import Settings, SettingsError, load_settings
 from .store import Store, open_store
 from .tokens import (
     MAX_RATE_LIMIT,
+    TokenInputError,
     TokenRecord,
+    check_new_token,
     format_time,
     hash_token,
-    new_token,
+    issue_token,
     parse_expiry,
     utc_now,
 )
@@ -88,20 +90,6 @@ def tokens() -> None:
     """Add, list, delete and import bearer tokens."""
 
 
-def _token_json(record: TokenRecord, now: datetime) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "username": record.username,
-        "expiry": format_time(record.expiry) if record.expiry else None,
-        "expired": record.expired(now),
-        "rate_limit": record.rate_limit,
-        "requests_today": record.requests_today(now),
-        "lifetime_requests": record.lifetime_requests,
-        "last_request_date": record.last_request_date.isoformat() if record.last_request_date else None,
-        "created_at": format_time(record.created_at) if record.created_at else None,
-    }
-
-
 @tokens.command("add")
 @click.option("--username", required=True, help="Who the token is for.")
 @click.option("--expiry", required=True, help="'YYYY-MM-DD HH:MM:SS', read as UTC.")
@@ -111,32 +99,21 @@ def _token_json(record: TokenRecord, now: datetime) -> dict[str, Any]:
 @click.pass_context
 def tokens_add(ctx: click.Context, username: str, expiry: str, rate_limit: int, as_json: bool) -> None:
     """Create a token and print it: the only time it is shown."""
-    username = username.strip()
-    if not username:
-        raise BadArgument("--username must not be empty")
-    if not 1 <= rate_limit <= MAX_RATE_LIMIT:
-        raise BadArgument(f"--rate-limit must be a whole number from 1 to {MAX_RATE_LIMIT}")
+    flags = {"username": "--username", "expiry": "--expiry", "rate_limit": "--rate-limit"}
     try:
-        expires = parse_expiry(expiry)
-    except ValueError as exc:
-        raise BadArgument(f"--expiry: {exc}") from None
-    token = new_token()
-    now = utc_now()
-
-    async def work(store: Store) -> None:
-        await store.add_token(
-            token_hash=hash_token(token), username=username, expiry=expires, rate_limit=rate_limit, now=now
-        )
-
-    run_with_store(settings_of(ctx), work)
+        check_new_token(username, expiry, rate_limit)  # before the store is opened: bad input writes nothing
+    except TokenInputError as exc:
+        raise BadArgument(f"{flags[exc.field]} {exc}" if exc.field != "expiry" else f"--expiry: {exc}") from None
+    issued = run_with_store(
+        settings_of(ctx),
+        lambda store: issue_token(store, username=username, expiry=expiry, rate_limit=rate_limit, now=utc_now()),
+    )
     if as_json:
-        click.echo(json.dumps({
-            "token": token, "id": hash_token(token)[:10], "username": username,
-            "expiry": format_time(expires), "rate_limit": rate_limit,
-        }))
+        click.echo(json.dumps(issued.to_json()))
     else:
-        click.echo(f"Token for {username} (expires {format_time(expires)} UTC, {rate_limit} requests a day):")
-        click.echo(token)
+        expires = format_time(issued.expiry)
+        click.echo(f"Token for {issued.username} (expires {expires} UTC, {issued.rate_limit} requests a day):")
+        click.echo(issued.token)
         click.echo("Keep it now: it is stored only as a hash and cannot be shown again.", err=True)
 
 
@@ -147,7 +124,7 @@ def tokens_list(ctx: click.Context, as_json: bool) -> None:
     """Every token with its limit and usage (never the secret)."""
     records = run_with_store(settings_of(ctx), lambda store: store.list_tokens())
     now = utc_now()
-    rows = [_token_json(r, now) for r in records]
+    rows = [r.to_json(now) for r in records]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -24,7 +24,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .store.base import Store
@@ -116,6 +116,69 @@ class TokenRecord:
     @property
     def id(self) -> str:
         return token_id(self.token_hash)
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        """As `tokens list --json` and the admin API show it: never the secret or its hash."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "expiry": format_time(self.expiry) if self.expiry else None,
+            "expired": self.expired(now),
+            "rate_limit": self.rate_limit,
+            "requests_today": self.requests_today(now),
+            "lifetime_requests": self.lifetime_requests,
+            "last_request_date": self.last_request_date.isoformat() if self.last_request_date else None,
+            "created_at": format_time(self.created_at) if self.created_at else None,
+        }
+
+
+class TokenInputError(ValueError):
+    """A value given for a new token is unusable; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A new token: the secret is here once and only here."""
+
+    token: str
+    username: str
+    expiry: datetime
+    rate_limit: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "id": token_id(hash_token(self.token)),
+            "username": self.username,
+            "expiry": format_time(self.expiry),
+            "rate_limit": self.rate_limit,
+        }
+
+
+def check_new_token(username: str, expiry: str, rate_limit: Any) -> tuple[str, datetime, int]:
+    """Validate a new token's fields; raises TokenInputError naming the first bad one."""
+    username = str(username or "").strip()
+    if not username:
+        raise TokenInputError("username", "must not be empty")
+    if isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or not 1 <= rate_limit <= MAX_RATE_LIMIT:
+        raise TokenInputError("rate_limit", f"must be a whole number from 1 to {MAX_RATE_LIMIT}")
+    try:
+        expires = parse_expiry(str(expiry or ""))
+    except ValueError as exc:
+        raise TokenInputError("expiry", str(exc)) from None
+    return username, expires, rate_limit
+
+
+async def issue_token(store: Store, *, username: str, expiry: str, rate_limit: Any, now: datetime) -> IssuedToken:
+    """Validate, make and store a new token (hashed); the secret is returned once."""
+    username, expires, limit = check_new_token(username, expiry, rate_limit)
+    token = new_token()
+    await store.add_token(token_hash=hash_token(token), username=username, expiry=expires, rate_limit=limit, now=now)
+    return IssuedToken(token, username, expires, limit)
 
 
 def ratelimit_headers(grant: Grant | TokenRecord, now: datetime) -> dict[str, str]:

@@ -1,0 +1,78 @@
+"""The admin API under `/v1/admin`: tokens over HTTP, for operators with `LLM_WRAPPER_ADMIN_KEY`.
+
+Off (every path 404) unless the key is set. The key is compared in constant time.
+
+    GET    /v1/admin/tokens         every token, as `tokens list --json`
+    POST   /v1/admin/tokens         {"username", "expiry", "rate_limit"} -> 201 with the token (shown once)
+    DELETE /v1/admin/tokens/{id}    by the id `tokens list` shows
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from ..errors import AuthenticationFailed, InvalidRequest, NotFound
+from ..services import Services
+from ..tokens import TokenInputError, bearer_token, issue_token
+from .deps import ServicesDep, read_body
+from .responses import json_response
+
+router = APIRouter(prefix="/v1/admin")
+
+
+async def require_admin(request: Request) -> None:
+    services: Services = request.app.state.services
+    key = services.settings.llm_wrapper_admin_key
+    if key is None or not key.get_secret_value():
+        raise NotFound(f"No route for {request.method} {request.url.path}.")
+    given = bearer_token(request.headers.get("authorization"))
+    if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+        raise AuthenticationFailed("Invalid admin key.")
+
+
+Admin = Annotated[None, Depends(require_admin)]
+
+
+@router.get("/tokens")
+async def list_tokens(_: Admin, services: ServicesDep) -> Response:
+    now = services.gateway.clock()
+    return json_response({"object": "list", "data": [r.to_json(now) for r in await services.store.list_tokens()]})
+
+
+@router.post("/tokens")
+async def add_token(_: Admin, request: Request, services: ServicesDep) -> Response:
+    body = _json_object(await read_body(request, services.settings.max_body_bytes))
+    try:
+        issued = await issue_token(
+            services.store,
+            username=body.get("username", ""),
+            expiry=body.get("expiry", ""),
+            rate_limit=body.get("rate_limit"),
+            now=services.gateway.clock(),
+        )
+    except TokenInputError as exc:
+        raise InvalidRequest(f"'{exc.field}' {exc}", param=exc.field) from None
+    return json_response(issued.to_json(), status=201)
+
+
+@router.delete("/tokens/{token_id}")
+async def delete_token(token_id: str, _: Admin, services: ServicesDep) -> Response:
+    for record in await services.store.list_tokens():
+        if record.id == token_id and await services.store.delete_token(record.token_hash):
+            return json_response({"id": token_id, "username": record.username, "deleted": True})
+    raise NotFound(f"No token with id {token_id!r}.", param="token_id")
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body
