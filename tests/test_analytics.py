@@ -86,3 +86,26 @@ async def test_records_in_a_loop_are_batched_until_flush(tmp_path: Path) -> None
     assert path.read_text() == ""
     log.close()
     assert json.loads(path.read_text())["user"] == "u"
+
+
+@pytest.mark.parametrize("model", ["gpt-test", "Samba-Test-70B"])
+def test_stream_usage_is_recorded_even_when_the_client_did_not_ask(gateway, fake_providers, model) -> None:
+    """The gateway asks the provider for usage; the client still sees only the chunks it asked for."""
+    user = f"usage-{model}"
+    token = gateway.add_token(user, rate_limit=10)
+    marker = f"usage please {model}"
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key=token, max_retries=0, timeout=20) as sdk:
+        chunks = list(sdk.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": marker}], stream=True
+        ))
+        asked = list(sdk.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": marker}], stream=True,
+            stream_options={"include_usage": True},
+        ))
+    assert chunks and all(chunk.choices for chunk in chunks)  # no usage-only chunk the client did not ask for
+    assert all(chunk.usage is None for chunk in chunks)
+    assert asked[-1].choices == [] and asked[-1].usage is not None
+    sent = fake_providers.received(marker)
+    assert [r.body["stream_options"]["include_usage"] for r in sent] == [True, True]
+    records = lines_for(Path(gateway.env["LLM_WRAPPER_LOG_FILE"]), user, 2)
+    assert [r["usage"]["total_tokens"] > 0 for r in records] == [True, True]

@@ -70,10 +70,11 @@ class Passthrough(StreamTranslator):
     that follows is read as an event of its own.
     """
 
-    __slots__ = ("_exchange", "_held", "_last", "_previous")
+    __slots__ = ("_exchange", "_held", "_hide_usage", "_last", "_previous")
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
+        self._hide_usage = exchange.state.get("hide_usage", False)
         self._held = b""
         # The last two whole-event runs sent: the usage event is the last before [DONE].
         self._previous = b""
@@ -85,8 +86,29 @@ class Passthrough(StreamTranslator):
         self._held = data[end:]
         out = data[:end] if end < len(data) else data
         if out:
+            if self._hide_usage and (b'"choices":[]' in out or b'"choices": []' in out):
+                out = self._without_usage_chunk(out)
             self._previous, self._last = self._last, out
         return out
+
+    def _without_usage_chunk(self, out: bytes) -> bytes:
+        """Drop the usage-only chunk we asked for on the client's behalf, keeping its usage."""
+        kept = []
+        for block in out.split(b"\n\n"):
+            if not block:
+                continue
+            if b'"usage"' in block:
+                events = list(EventSplitter().feed(block + b"\n\n"))
+                if len(events) == 1 and events[0].data[:1] == b"{":
+                    try:
+                        chunk = orjson.loads(events[0].data)
+                    except orjson.JSONDecodeError:
+                        chunk = None
+                    if isinstance(chunk, dict) and chunk.get("choices") == [] and chunk.get("usage"):
+                        self._exchange.usage = chunk["usage"]
+                        continue
+            kept.append(block + b"\n\n")
+        return b"".join(kept)
 
     def end(self) -> bytes:
         rest, self._held = self._held.strip(), b""
@@ -172,6 +194,9 @@ class Provider:
     rewrites_stream = False
     rewrites_response = False
     max_connections = 256
+    # Ask for `stream_options.include_usage` on every stream, so usage is recorded even when the
+    # client did not ask; the extra usage-only chunk is then kept from the client.
+    asks_stream_usage = True
 
     def __init__(self, config: ProviderConfig, api_key: str | None) -> None:
         self.config = config
@@ -226,7 +251,14 @@ class Provider:
         return {**body, **self._extra} if self._extra else body
 
     def prepare(self, body: dict[str, Any], exchange: Exchange) -> Call:
-        return Call(self.url(self.chat_path), orjson.dumps(self.merge_extra(body)))
+        return Call(self.url(self.chat_path), orjson.dumps(self.with_stream_usage(self.merge_extra(body), exchange)))
+
+    def with_stream_usage(self, body: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
+        if not (exchange.stream and self.asks_stream_usage) or exchange.include_usage:
+            return body
+        exchange.state["hide_usage"] = True
+        options = body.get("stream_options")
+        return {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
 
     def fix_completion(self, data: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
         return data
@@ -235,6 +267,8 @@ class Provider:
         usage = chunk.get("usage")
         if usage:
             exchange.usage = usage
+            if chunk.get("choices") == [] and exchange.state.get("hide_usage"):
+                return []  # the usage chunk we asked for on the client's behalf
         return [chunk]
 
     def end_of_stream(self, exchange: Exchange) -> list[dict[str, Any]]:

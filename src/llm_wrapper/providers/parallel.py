@@ -23,6 +23,7 @@ def _flatten(content: Any) -> Any:
 
 
 class ParallelProvider(Provider):
+    asks_stream_usage = False  # it reports no usage; the gateway estimates it
     rewrites_stream = True
     rewrites_response = True
 

@@ -17,6 +17,7 @@ EXTRAS = ("citations", "search_results", "images", "related_questions", "videos"
 
 
 class PerplexityProvider(Provider):
+    asks_stream_usage = False  # every chunk carries usage already
     rewrites_stream = True
 
     def fix_chunk(self, chunk: dict[str, Any], exchange: Exchange) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ def _fix_finish(choices: list[dict[str, Any]] | None) -> None:
 
 
 class TogetherProvider(Provider):
+    asks_stream_usage = False  # usage comes on the last chunk anyway, and its API lists no stream_options
     rewrites_stream = True
     rewrites_response = True
 
