@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from llm_wrapper.cli import main  # noqa: E402
+from llm_wrapper.launcher import run  # noqa: E402
 
 if __name__ == "__main__":
-    main(["serve", *sys.argv[1:]])
+    run(["serve"], __file__, "llm-wrapper.py")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from llm_wrapper.cli import main  # noqa: E402
+from llm_wrapper.launcher import run  # noqa: E402
 
 if __name__ == "__main__":
-    main(["monitors", "create", *sys.argv[1:]], prog_name="create_monitor.py")
+    run(["monitors", "create"], __file__, "create_monitor.py")
