@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analytics = AnalyticsLog(settings.llm_wrapper_log_file)
         gateway = Gateway(registry=registry, store=store, analytics=analytics)
         app.state.services = Services(settings, registry, store, analytics, gateway)
+        if migrating is not None:
+            app.state.services.extras["migrating"] = migrating
         await registry.start()
         try:
             async with monitor_worker.attached(app.state.services):

@@ -19,8 +19,11 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> Response:
+    migrating = services.extras.get("migrating")
     try:
         await services.store.ping()
+        if migrating is not None and not migrating.done():
+            raise StoreUnavailable("The database answers; the schema is still being migrated.")
     except StoreUnavailable as exc:
         return json_response({"status": "unavailable", "database": exc.message}, status=503)
     return json_response({"status": "ready", "database": services.store.dialect})
