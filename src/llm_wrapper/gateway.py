@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from . import metrics
 from .analytics import AnalyticsLog
+from .bodies import json_object
 from .errors import (
     GatewayError,
     InvalidRequest,
@@ -211,12 +212,7 @@ class Gateway:
 
 def parse_chat_body(raw: bytes) -> dict[str, Any]:
     """The request body as a dict with a string `model` and a list of `messages`; else 400."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
+    body = json_object(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string.", param="model")

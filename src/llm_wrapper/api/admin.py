@@ -10,12 +10,12 @@ Off (every path 404) unless the key is set. The key is compared in constant time
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from ..bodies import json_object
 from ..errors import AuthenticationFailed, InvalidRequest, NotFound
 from ..services import Services
 from ..tokens import TokenInputError, bearer_token, issue_token
@@ -46,7 +46,7 @@ async def list_tokens(_: Admin, services: ServicesDep) -> Response:
 
 @router.post("/tokens")
 async def add_token(_: Admin, request: Request, services: ServicesDep) -> Response:
-    body = _json_object(await read_body(request, services.settings.max_body_bytes))
+    body = json_object(await read_body(request, services.settings.max_body_bytes))
     try:
         issued = await issue_token(
             services.store,
@@ -67,12 +67,3 @@ async def delete_token(token_id: str, _: Admin, services: ServicesDep) -> Respon
             return json_response({"id": token_id, "username": record.username, "deleted": True})
     raise NotFound(f"No token with id {token_id!r}.", param="token_id")
 
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return body

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..bodies import json_object
 from ..errors import InvalidRequest, ServiceUnavailable
 from ..monitors.service import MonitorService
 from ..services import Services
@@ -27,12 +27,7 @@ def monitors_of(services: Services) -> MonitorService:
 
 
 def _create_body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
+    body = json_object(raw or b"{}")
     for name in ("query", "cadence", "frequency", "webhook_url"):
         if body.get(name) is not None and not isinstance(body[name], str):
             raise InvalidRequest(f"'{name}' must be a string.", param=name)
