@@ -112,3 +112,10 @@ class EventGroup:
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def group_summary(events: list[dict[str, Any]]) -> tuple[str | None, list[str]]:
+    """An event group's latest event date and its source URLs (each once, in order)."""
+    dates = sorted(e["event_date"] for e in events if e.get("event_date"))
+    urls = list(dict.fromkeys(u for e in events for u in e.get("source_urls") or ()))
+    return (dates[-1] if dates else None), urls

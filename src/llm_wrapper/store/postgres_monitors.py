@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 import orjson
 
-from ..monitors.records import EventGroup, Monitor
+from ..monitors.records import EventGroup, Monitor, group_summary
 from .postgres_guard import guarded
 
 T = TypeVar("T")
@@ -178,12 +178,11 @@ class PostgresMonitorStore:
         retry_at: datetime | None = None,
     ) -> None:
         if events is not None:
-            dates = sorted(e["event_date"] for e in events if e.get("event_date"))
-            urls = list(dict.fromkeys(u for e in events for u in e.get("source_urls") or ()))
+            latest, urls = group_summary(events)
             await self._execute(
                 "UPDATE event_groups SET fetch_state = 'fetched', fetched_at = $2, next_attempt_at = NULL, "
                 "events = $3::jsonb, event_date = $4, source_urls = $5::jsonb, last_error = NULL WHERE id = $1",
-                group_id, now, orjson.dumps(events).decode(), dates[-1] if dates else None,
+                group_id, now, orjson.dumps(events).decode(), latest,
                 orjson.dumps(urls).decode(),
             )
         else:

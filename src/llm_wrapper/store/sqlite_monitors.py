@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..monitors.records import EventGroup, Monitor
+from ..monitors.records import EventGroup, Monitor, group_summary
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 MONITOR_COLUMNS = (
@@ -177,12 +177,11 @@ class SQLiteMonitorStore:
         retry_at: datetime | None = None,
     ) -> None:
         if events is not None:
-            dates = sorted(e["event_date"] for e in events if e.get("event_date"))
-            urls = list(dict.fromkeys(u for e in events for u in e.get("source_urls") or ()))
+            latest, urls = group_summary(events)
             self.execute(
                 "UPDATE event_groups SET fetch_state = 'fetched', fetched_at = ?, next_attempt_at = NULL, "
                 "events = ?, event_date = ?, source_urls = ?, last_error = NULL WHERE id = ?",
-                (_t(now), orjson.dumps(events).decode(), dates[-1] if dates else None,
+                (_t(now), orjson.dumps(events).decode(), latest,
                  orjson.dumps(urls).decode(), group_id),
             )
         else:
