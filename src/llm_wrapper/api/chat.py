@@ -40,6 +40,9 @@ async def list_models(user: CurrentUser, services: ServicesDep) -> Response:
         {"id": model, "object": "model", "created": 0, "owned_by": provider.key}
         for model, provider in services.registry.enabled_models()
     ]
+    if not any(entry["id"] == "speed" for entry in data):
+        # `speed` answers update questions from monitors even when Parallel's chat is not enabled.
+        data.append({"id": "speed", "object": "model", "created": 0, "owned_by": "llm-wrapper"})
     return json_response(
         {"object": "list", "data": data}, headers=services.gateway.headers_for(user)
     )
