@@ -1,4 +1,4 @@
-"""The code stays lint-clean (ruff, with the rules pyproject.toml selects)."""
+"""The code stays lint-clean and type-checks (ruff and mypy, configured in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -13,5 +13,13 @@ def test_ruff_finds_nothing():
     result = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "src", "tests", "bench"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing():
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "src/llm_wrapper"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr

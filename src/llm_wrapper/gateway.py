@@ -266,7 +266,7 @@ def completion_as_stream(data: dict[str, Any], exchange: Exchange) -> bytes:
         "model": data.get("model") or exchange.model,
     }
     extras = {k: v for k, v in data.items() if k not in shell and k not in ("choices", "usage")}
-    events = []
+    events: list[bytes] = []
     for choice in data.get("choices") or ():
         message = choice.get("message") or {}
         delta = {k: v for k, v in message.items() if v is not None}

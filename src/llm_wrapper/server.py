@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -49,7 +50,7 @@ def serve(settings: Settings, *, host: str, port: int | None, config_path: Path 
         load_config(settings.llm_wrapper_config)
     except ConfigError as exc:
         raise SystemExit(f"llm-wrapper: {exc}") from None
-    ssl: dict[str, str] = {}
+    ssl: dict[str, Any] = {}
     if settings.ssl_certfile and settings.ssl_keyfile:
         _check_readable("SSL_CERTFILE", settings.ssl_certfile)
         _check_readable("SSL_KEYFILE", settings.ssl_keyfile)

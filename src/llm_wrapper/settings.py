@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr
@@ -81,7 +82,7 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Server log level.")
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[override]
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):
         """Only `load_settings` reads the environment, so tests can pass their own."""
         return (init_settings,)
 
@@ -119,6 +120,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     from_file = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
     merged = {**from_file, **environ}
     known = {name.upper() for name in Settings.model_fields if name != "environ"}
-    values: dict[str, object] = {k.lower(): v for k, v in merged.items() if k.upper() in known}
+    values: dict[str, Any] = {k.lower(): v for k, v in merged.items() if k.upper() in known}
     values.update(overrides)
     return Settings(**values, environ=merged)

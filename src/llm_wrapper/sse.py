@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 
 DONE = b"data: [DONE]\n\n"
 
@@ -86,7 +87,7 @@ def encode(chunk: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-class EventStreamResponse:
+class EventStreamResponse(Response):
     """An ASGI response that relays an async iterator of SSE bytes.
 
     Lighter than Starlette's StreamingResponse (no task group per stream): one
@@ -97,8 +98,11 @@ class EventStreamResponse:
 
     media_type = "text/event-stream"
 
-    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str], status_code: int = 200) -> None:
-        self.body = body
+    def __init__(  # a Response by type; Response.__init__ is not used (it would render a body)
+        self, body: AsyncIterator[bytes], headers: dict[str, str], status_code: int = 200
+    ) -> None:
+        self.stream = body
+        self.background = None
         self.status_code = status_code
         self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
@@ -118,7 +122,7 @@ class EventStreamResponse:
         watcher.add_done_callback(client_left)
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            async for chunk in self.body:
+            async for chunk in self.stream:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
@@ -128,7 +132,7 @@ class EventStreamResponse:
         finally:
             watcher.remove_done_callback(client_left)
             watcher.cancel()
-            await self.body.aclose()  # type: ignore[attr-defined]
+            await self.stream.aclose()  # type: ignore[attr-defined]
 
 
 async def _until_disconnect(receive: Any) -> None:

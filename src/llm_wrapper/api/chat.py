@@ -28,7 +28,7 @@ async def chat_completions(request: Request) -> Response:
     except PayloadTooLarge as error:
         services.gateway.refused(grant, error, started)
         raise
-    return await services.gateway.chat(raw, grant, started)  # type: ignore[return-value]
+    return await services.gateway.chat(raw, grant, started)
 
 
 router.add_route("/v1/chat/completions", chat_completions, methods=["POST"], include_in_schema=False)

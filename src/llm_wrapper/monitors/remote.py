@@ -69,7 +69,7 @@ class ParallelMonitors:
                 type="event_stream",
                 frequency=frequency,
                 settings={"query": query},
-                webhook={"url": webhook_url, "event_types": event_types},  # type: ignore[typeddict-item]
+                webhook={"url": webhook_url, "event_types": event_types},  # type: ignore[arg-type]
             )
         except parallel.ParallelError as exc:
             raise upstream_failure(exc) from None

@@ -43,7 +43,7 @@ class XAIProvider(Provider):
         body = self.merge_extra(body)
         search = body.get("search_parameters")
         body = {k: v for k, v in body.items() if k != "search_parameters"}
-        if not _wants_search(search):
+        if not _wants_search(search) or not isinstance(search, dict):
             return Call(self.url(self.chat_path), orjson.dumps(body))
         if _uses_functions(body):
             log.warning("xAI search is not combined with client function tools; searching skipped")

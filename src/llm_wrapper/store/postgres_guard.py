@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
 from .base import StoreUnavailable
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 UNAVAILABLE = (
@@ -25,13 +26,13 @@ UNAVAILABLE = (
 )
 
 
-def guarded(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def guarded(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Decorate a store method: an unreachable database raises StoreUnavailable, nothing else changes."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return await method(self, *args, **kwargs)
+            return await method(*args, **kwargs)
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"The database is not available ({type(exc).__name__}).") from None
 
