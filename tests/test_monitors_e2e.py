@@ -258,3 +258,30 @@ def test_concurrent_update_questions_get_an_event_once(monitor_gateway, fake_par
             answers = list(pool.map(lambda _: ask(gateway, token), range(4)))
         assert sum(f"only once {round_}" in a for a in answers) == 1, answers
         assert sum("no new updates" in a.lower() for a in answers) == 3
+
+
+def test_whsec_secret_form_is_verified_end_to_end(monitor_gateway, fake_parallel):
+    """A `whsec_` secret: signatures with its base64-decoded key (Standard Webhooks) are accepted,
+    and so are signatures keyed with the secret's text (Parallel's own examples); others are not."""
+    from datetime import UTC, datetime
+
+    from standardwebhooks import Webhook
+
+    from .fakes.parallel import whsec
+
+    fake_parallel.secret = whsec(b"sixteen-byte-key-for-whsec-tests")
+    gateway = monitor_gateway()
+    assert gateway.env["PARALLEL_WEBHOOK_SECRET"].startswith("whsec_")
+    monitor = create(gateway)
+    url = gateway.url + WEBHOOK_PATH
+    first = webhook(monitor["monitor_id"], "w1")
+    assert fake_parallel.deliver(url, first, fake_parallel.signed_headers(first, whsec=True))[0] == 200
+    second = webhook(monitor["monitor_id"], "w2")
+    assert fake_parallel.deliver(url, second, fake_parallel.signed_headers(second))[0] == 200
+    third = webhook(monitor["monitor_id"], "w3")
+    forged = fake_parallel.signed_headers(third, whsec=True)
+    stranger = Webhook(whsec(b"another-key-entirely-0123456789"))
+    moment = datetime.fromtimestamp(int(forged["webhook-timestamp"]), tz=UTC)
+    forged["webhook-signature"] = stranger.sign(forged["webhook-id"], moment, third.decode())
+    assert fake_parallel.deliver(url, third, forged)[0] == 401
+    assert sorted(g["event_group_id"] for g in event_groups(gateway)) == ["w1", "w2"]
