@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from llm_wrapper.config import ProviderConfig
-from llm_wrapper.errors import InvalidRequest
-from llm_wrapper.gateway import completion_as_stream, parse_chat_body, upstream_error
+from llm_wrapper.errors import InvalidRequest, UpstreamError
+from llm_wrapper.gateway import completion_as_stream, parse_chat_body
 from llm_wrapper.providers import Exchange, Provider
 from llm_wrapper.sse import EventSplitter
 
@@ -22,13 +22,13 @@ PROVIDER = Provider(ProviderConfig(key="p", name="Prov", base_url="https://x", a
         (410, b'{"error": "Live search is deprecated."}', "Live search is deprecated.", None, "invalid_request_error"),
         (422, b'{"detail": [{"loc": ["body"], "msg": "field required"}, {"msg": "too long"}]}', "field required; too long", None, "invalid_request_error"),
         (404, b'{"detail": "Not Found"}', "Not Found", None, "invalid_request_error"),
-        (429, b'{"message": "slow down", "code": 7}', "slow down", None, "rate_limit_exceeded"),
+        (429, b'{"message": "slow down", "code": 7}', "slow down", "7", "rate_limit_exceeded"),
         (502, b"<html>Bad Gateway</html>", "<html>Bad Gateway</html>", None, "server_error"),
         (503, b"", "HTTP 503", None, "server_error"),
     ],
 )
 def test_upstream_error_finds_the_message(status: int, body: bytes, message: str, code: str | None, kind: str) -> None:
-    error = upstream_error(PROVIDER, status, body)
+    error = UpstreamError.from_body(PROVIDER.name, status, body)
     assert error.status == status and error.message == f"Prov: {message}"
     assert error.code == code and error.type == kind
     assert set(error.body()["error"]) == {"message", "type", "param", "code"}

@@ -13,8 +13,9 @@ from openai import APIError, OpenAI
 from llm_wrapper.config import ProviderConfig
 from llm_wrapper.errors import UpstreamError, UpstreamUnreachable
 from llm_wrapper.providers.base import Exchange
-from llm_wrapper.providers.xai import XAIProvider, chat_completion, search_tools
+from llm_wrapper.providers.xai import SearchCall, XAIProvider, search_tools
 from llm_wrapper.sse import EventSplitter
+from llm_wrapper.translation.responses import chat_completion
 
 from .fakes import xai as fake
 from .fakes.server import ThreadedServer
@@ -59,7 +60,7 @@ def test_without_search_parameters_the_body_passes_through_to_chat_completions()
     sent = body(temperature=0.2, max_tokens=9)
     call = provider().prepare(sent, Exchange(model="grok-4", stream=False))
     assert call.url == "http://xai.test/v1/chat/completions"
-    assert call.kind == "chat"
+    assert not isinstance(call, SearchCall)
     assert orjson.loads(call.payload) == sent
 
 

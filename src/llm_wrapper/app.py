@@ -15,10 +15,13 @@ from starlette.responses import Response
 from .analytics import AnalyticsLog
 from .api import admin, chat, health, me, pages, webhooks
 from .api import monitors as monitors_api
+from .auth import Authorizer
 from .config import load_config
 from .errors import GatewayError, InvalidRequest, NotFound, error_response, status_type
 from .gateway import Gateway
 from .monitors import worker as monitor_worker
+from .monitors.service import MonitorService
+from .monitors.speed import SpeedUpdates
 from .providers import ProviderRegistry
 from .services import Services
 from .settings import Settings, load_settings
@@ -38,13 +41,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings)
         migrating = await _migrate_or_keep_trying(store)
         analytics = AnalyticsLog(settings.llm_wrapper_log_file)
-        gateway = Gateway(registry=registry, store=store, analytics=analytics)
-        app.state.services = Services(settings, registry, store, analytics, gateway)
+        auth = Authorizer(store)
+        monitors = MonitorService(settings, store)
+        gateway = Gateway(
+            registry=registry,
+            auth=auth,
+            analytics=analytics,
+            answerers=[SpeedUpdates(monitors, settings.update_keywords)],
+            max_body_bytes=settings.max_body_bytes,
+        )
+        app.state.services = Services(settings, registry, store, analytics, auth, gateway, monitors)
         if migrating is not None:
             app.state.services.extras["migrating"] = migrating
         await registry.start()
         try:
-            async with monitor_worker.attached(app.state.services):
+            async with monitor_worker.running(monitors, settings):
                 yield
             if migrating is not None:
                 migrating.cancel()
@@ -100,7 +111,7 @@ def _grant_headers(request: Request) -> dict[str, str]:
     grant = getattr(request.state, "grant", None)
     if grant is None:
         return {}
-    return request.app.state.services.gateway.headers_for(grant)
+    return request.app.state.services.auth.headers_for(grant)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -120,8 +131,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             error: GatewayError = NotFound(f"No route for {request.method} {request.url.path}.")
         else:
-            error = GatewayError(str(exc.detail), status=exc.status_code)
-            error.type = status_type(exc.status_code)
+            error = GatewayError(str(exc.detail), status=exc.status_code, type=status_type(exc.status_code))
         return error_response(error, dict(exc.headers or {}))
 
     @app.exception_handler(Exception)

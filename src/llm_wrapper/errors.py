@@ -35,6 +35,7 @@ class GatewayError(Exception):
         param: str | None = None,
         code: str | None = None,
         status: int | None = None,
+        type: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -44,6 +45,8 @@ class GatewayError(Exception):
             self.code = code
         if status is not None:
             self.status = status
+        if type is not None:
+            self.type = type
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
@@ -82,9 +85,49 @@ class RateLimited(GatewayError):
 
 
 class UpstreamError(GatewayError):
-    """A provider answered with an error status; its status and message are passed on."""
+    """A provider answered with an error status; its status and message are passed on.
+
+    Its `type` is the one OpenAI pairs with the status, unless the provider named its own.
+    """
 
     type = "upstream_error"
+
+    def __init__(self, message: str, *, status: int, type: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, status=status, type=type or status_type(status), **kwargs)
+
+    @classmethod
+    def from_body(cls, provider: str, status: int, body: Any) -> UpstreamError:
+        """The provider's error from its body in any of the usual shapes (bytes, text or parsed JSON).
+
+        Seen: OpenAI's `{"error": {"message", "type", "param", "code"}}`, a bare
+        `{"error": "…"}`, xAI's flat `{"code", "error"}` and `{"type": "error", …}`,
+        FastAPI's `{"detail": "…" | [{"msg"}]}`, `{"message": "…"}`, and plain text.
+        """
+        data = body
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                data = bytes(body).decode("utf-8", "replace")
+        message, code = None, None
+        if isinstance(data, dict):
+            error = data.get("error")
+            source = error if isinstance(error, dict) else data
+            message = error if isinstance(error, str) else source.get("message")
+            code = source.get("code")
+            detail = data.get("detail")
+            if not message and isinstance(detail, str):
+                message = detail
+            elif not message and isinstance(detail, list) and detail and isinstance(detail[0], dict):
+                message = "; ".join(str(d.get("msg", d)) for d in detail)
+            message = message or data.get("message")
+            if not isinstance(message, str):
+                message = None
+        elif isinstance(data, str):
+            message = data.strip()[:500]
+        if not message:
+            message = f"HTTP {status}"
+        return cls(f"{provider}: {message}", status=status, code=str(code) if code is not None else None)
 
 
 class UpstreamUnreachable(GatewayError):

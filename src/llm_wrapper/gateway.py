@@ -1,12 +1,13 @@
 """The request path, start to finish, in one place.
 
-    authorise and count (one statement)  ->  parse the body  ->  an answerer
-    (the `speed` update answer) or the provider for the model  ->  forward on
-    the provider's pooled session  ->  translate the answer or relay the stream
-    ->  one analytics line.
+    authorise and count (one statement)  ->  read and check the body  ->  an
+    answerer that serves the model locally (`answerers`, e.g. `speed` updates)
+    or the provider for the model  ->  forward on the provider's pooled session
+    ->  translate the answer or relay the stream  ->  one analytics line.
 
-Errors are raised as `GatewayError`s; the web layer turns them into responses.
-Once a stream has started, a failure becomes a final `data: {"error": …}` event.
+Errors are raised as `GatewayError`s carrying the caller's rate-limit headers;
+the web layer turns them into responses. Once a stream has started, a failure
+becomes a final `data: {"error": …}` event.
 """
 
 from __future__ import annotations
@@ -14,38 +15,60 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
 from starlette.responses import Response
 
-from . import metrics
+from . import metrics, upstream
 from .analytics import AnalyticsLog
-from .bodies import json_object
+from .auth import Authorizer
+from .bodies import json_object, read_body
 from .errors import (
     GatewayError,
     InvalidRequest,
-    RateLimited,
-    UpstreamError,
-    UpstreamTimeout,
     UpstreamUnreachable,
     sse_error_event,
-    status_type,
 )
-from .providers import Call, Exchange, Provider, ProviderRegistry
+from .exchange import Exchange
+from .providers import Call, Provider, ProviderRegistry
 from .sse import DONE, EventStreamResponse, encode
-from .store import Store
-from .tokens import Grant, TokenRecord, admit, bearer_token, identify, ratelimit_headers, utc_now
+from .tokens import Grant
+from .upstream import upstream_failures
 
 log = logging.getLogger(__name__)
 
 OVERHEAD_HEADER = "x-llm-wrapper-overhead-ms"
 
-# An answerer may take a request instead of a provider (None: not mine).
-Answerer = Callable[[dict[str, Any], Grant, Exchange], Awaitable[Response | None]]
+
+class Answerer(Protocol):
+    """Serves some models in the gateway itself, before (or instead of) a provider."""
+
+    models: tuple[str, ...]  # the models it may answer, listed by /v1/models
+    title: str  # how the pages name it
+
+    async def __call__(self, body: dict[str, Any], grant: Grant, exchange: Exchange) -> Response | None:
+        """The answer, or None: not this request (it then goes to the model's provider)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelListing:
+    id: str
+    owned_by: str  # the provider key, or "llm-wrapper" for a model answered here
+    title: str  # the provider's name, or the answerer's title
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One request as it arrived: its Authorization header and its body, not yet read."""
+
+    authorization: str | None
+    body: AsyncIterable[bytes]
+    content_length: str | None
+    started: float
 
 
 class Gateway:
@@ -53,34 +76,41 @@ class Gateway:
         self,
         *,
         registry: ProviderRegistry,
-        store: Store,
+        auth: Authorizer,
         analytics: AnalyticsLog,
-        clock: Callable[[], datetime] = utc_now,
+        answerers: Iterable[Answerer] = (),
+        max_body_bytes: int,
     ) -> None:
         self.registry = registry
-        self.store = store
+        self.auth = auth
         self.analytics = analytics
-        self.clock = clock
-        self.answerers: list[Answerer] = []
+        self.answerers = tuple(answerers)
+        self.max_body_bytes = max_body_bytes
+        self._answered = {model for answerer in self.answerers for model in answerer.models}
 
-    async def authorize(self, authorization: str | None) -> Grant:
+    def models(self) -> list[ModelListing]:
+        """Every model a caller can use now: the enabled providers' and the answerers'."""
+        listed = {m: ModelListing(m, p.key, p.name) for m, p in self.registry.enabled_models()}
+        for answerer in self.answerers:
+            for model in answerer.models:
+                listed.setdefault(model, ModelListing(model, "llm-wrapper", answerer.title))
+        return list(listed.values())
+
+    async def chat(self, incoming: Incoming) -> Response:
+        """Answer one chat completion request: admit and count the caller, then the rest."""
+        grant = await self.auth.admit(incoming.authorization)
         try:
-            return await admit(self.store, bearer_token(authorization), self.clock())
-        except RateLimited:
-            metrics.RATE_LIMITED.inc()
+            return await self._chat(incoming, grant)
+        except GatewayError as error:
+            error.headers = {**self.auth.headers_for(grant), **error.headers}
             raise
 
-    async def identify(self, authorization: str | None) -> TokenRecord:
-        return await identify(self.store, bearer_token(authorization), self.clock())
-
-    def headers_for(self, grant: Grant | TokenRecord) -> dict[str, str]:
-        return ratelimit_headers(grant, self.clock())
-
-    async def chat(self, raw: bytes, grant: Grant, started: float) -> Response:
-        """Answer one chat completion request for an admitted caller."""
+    async def _chat(self, incoming: Incoming, grant: Grant) -> Response:
+        started = incoming.started
         entry: dict[str, Any] = {"user": grant.username, "model": None, "provider": None, "stream": False}
         exchange: Exchange | None = None
         try:
+            raw = await read_body(incoming.body, incoming.content_length, self.max_body_bytes)
             body = parse_chat_body(raw)
             model: str = body["model"]
             stream = body.get("stream") is True
@@ -91,26 +121,29 @@ class Gateway:
                 include_usage=stream and isinstance(options, dict) and options.get("include_usage") is True,
             )
             entry.update(model=model, stream=stream)
-            for answerer in self.answerers:
-                answered = await answerer(body, grant, exchange)
-                if answered is not None:
-                    entry["provider"] = "local"
-                    self._log(entry, answered.status_code, started, exchange)
-                    return answered
+            if model in self._answered:
+                for answerer in self.answerers:
+                    answered = await answerer(body, grant, exchange)
+                    if answered is not None:
+                        entry["provider"] = "local"
+                        answered.headers.update(self.auth.headers_for(grant))
+                        self._log(entry, answered.status_code, started, exchange)
+                        return answered
             provider = self.registry.resolve(model)
             entry["provider"] = provider.key
             call = provider.prepare(body, exchange)
             sent = time.perf_counter()
-            upstream = await open_upstream(provider, call)
+            assert provider.session is not None, "providers are started with the app"
+            response = await upstream.post(provider.session, provider.name, call.url, call.payload)
             # A provider may answer a stream request with one JSON body: it is re-sent as a stream.
-            whole = not stream or upstream.content_type == "application/json"
+            whole = not stream or response.content_type == "application/json"
             if not whole:
-                headers = {**self.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started)}
+                headers = {**self.auth.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started)}
                 return EventStreamResponse(
-                    self._relay(provider, call, upstream, exchange, entry, started),
+                    self._relay(provider, call, response, exchange, entry, started),
                     headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )
-            answer = await read_answer(provider, upstream)
+            answer = await upstream.read_whole(provider.name, response)
             back = time.perf_counter()
             try:
                 out = provider.translate_completion(call, answer, exchange)
@@ -118,7 +151,7 @@ class Gateway:
                     out = completion_as_stream(orjson.loads(out), exchange)
             except ValueError as exc:
                 raise UpstreamUnreachable(f"{provider.name} answered garbage: {exc}.", code="bad_upstream_response") from None
-            headers = self.headers_for(grant)
+            headers = self.auth.headers_for(grant)
             headers[OVERHEAD_HEADER] = _ms(sent - started + time.perf_counter() - back)
             self._log(entry, 200, started, exchange)
             return Response(out, media_type="text/event-stream" if stream else "application/json", headers=headers)
@@ -126,16 +159,11 @@ class Gateway:
             self._log(entry, error.status, started, exchange)
             raise
 
-    def refused(self, grant: Grant, error: GatewayError, started: float) -> None:
-        """Record an admitted request refused before its body could be read (413)."""
-        entry = {"user": grant.username, "model": None, "provider": None, "stream": False}
-        self._log(entry, error.status, started, None)
-
     async def _relay(
         self,
         provider: Provider,
         call: Call,
-        upstream: aiohttp.ClientResponse,
+        response: aiohttp.ClientResponse,
         exchange: Exchange,
         entry: dict[str, Any],
         started: float,
@@ -144,12 +172,15 @@ class Gateway:
         status, first, clean = 200, None, False
         metrics.STREAMS_IN_FLIGHT.inc()
         try:
-            async for piece in upstream.content.iter_any():
-                out = translator.feed(piece)
-                if out:
-                    if first is None:
-                        first = time.perf_counter()
-                    yield out
+            with upstream_failures(
+                provider.name, "broke off the stream", late="stopped sending before the answer was complete"
+            ):
+                async for piece in response.content.iter_any():
+                    out = translator.feed(piece)
+                    if out:
+                        if first is None:
+                            first = time.perf_counter()
+                        yield out
             tail = translator.end()
             clean = True
             if tail:
@@ -157,14 +188,6 @@ class Gateway:
         except GatewayError as error:
             status = error.status
             yield sse_error_event(error)
-        except TimeoutError:
-            status = 504
-            yield sse_error_event(UpstreamTimeout(f"{provider.name} stopped sending before the answer was complete."))
-        except aiohttp.ClientError as exc:
-            status = 502
-            yield sse_error_event(
-                UpstreamUnreachable(f"{provider.name}: the stream broke off ({type(exc).__name__}).")
-            )
         except ValueError as exc:
             status = 502
             yield sse_error_event(UpstreamUnreachable(f"{provider.name} sent garbage: {exc}."))
@@ -179,9 +202,9 @@ class Gateway:
         finally:
             metrics.STREAMS_IN_FLIGHT.dec()
             if clean:
-                upstream.release()
+                response.release()
             else:
-                upstream.close()
+                response.close()
             self._log(entry, status, started, exchange, first)
 
     def _log(
@@ -222,41 +245,6 @@ def parse_chat_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-async def open_upstream(provider: Provider, call: Call) -> aiohttp.ClientResponse:
-    """POST the call; returns a 2xx response with its body unread, or raises the mapped error."""
-    assert provider.session is not None, "providers are started with the app"
-    try:
-        response = await provider.session.post(call.url, data=call.payload)
-    except TimeoutError:
-        raise UpstreamTimeout(f"{provider.name} did not answer in time.") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamUnreachable(f"{provider.name} is unreachable ({type(exc).__name__}).") from None
-    if response.status < 400:
-        return response
-    try:
-        body = await response.read()
-    except (TimeoutError, aiohttp.ClientError):
-        body = b""
-    finally:
-        response.release()
-    error = upstream_error(provider, response.status, body)
-    if "Retry-After" in response.headers:
-        error.headers["Retry-After"] = response.headers["Retry-After"]
-    raise error
-
-
-async def read_answer(provider: Provider, upstream: aiohttp.ClientResponse) -> bytes:
-    """The whole body of a 2xx answer; raises the mapped error if it does not arrive in time or whole."""
-    try:
-        return await upstream.read()
-    except TimeoutError:
-        raise UpstreamTimeout(f"{provider.name} did not answer in time.") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamUnreachable(f"{provider.name}: the answer broke off ({type(exc).__name__}).") from None
-    finally:
-        upstream.release()
-
-
 def completion_as_stream(data: dict[str, Any], exchange: Exchange) -> bytes:
     """A whole `chat.completion` as the stream the client asked for: one chunk per choice, usage, [DONE]."""
     shell = {
@@ -276,35 +264,6 @@ def completion_as_stream(data: dict[str, Any], exchange: Exchange) -> bytes:
     if exchange.include_usage and data.get("usage"):
         events.append(encode({**shell, "choices": [], "usage": data["usage"]}))
     return b"".join(events) + DONE
-
-
-def upstream_error(provider: Provider, status: int, body: bytes) -> UpstreamError:
-    """The provider's own error, its status kept and its message found in any of the usual shapes."""
-    message, code = None, None
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        data = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict):
-            message, code = error.get("message"), error.get("code")
-        elif isinstance(error, str):
-            message = error
-        detail = data.get("detail")
-        if message is None and isinstance(detail, str):
-            message = detail
-        elif message is None and isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            message = "; ".join(str(d.get("msg", d)) for d in detail)
-        message = message or data.get("message")
-    if not message:
-        text = body.decode("utf-8", "replace").strip()
-        message = text[:500] if text else f"HTTP {status}"
-    error = UpstreamError(
-        f"{provider.name}: {message}", status=status, code=str(code) if code is not None else None
-    )
-    error.type = status_type(status)
-    return error
 
 
 def _ms(seconds: float) -> str:

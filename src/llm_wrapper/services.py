@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analytics import AnalyticsLog
+from .auth import Authorizer
 from .gateway import Gateway
+from .monitors.service import MonitorService
 from .providers import ProviderRegistry
 from .settings import Settings
 from .store import Store
@@ -18,6 +20,7 @@ class Services:
     registry: ProviderRegistry
     store: Store
     analytics: AnalyticsLog
+    auth: Authorizer
     gateway: Gateway
-    monitors: Any = None  # the MonitorService, when monitors are set up
+    monitors: MonitorService
     extras: dict[str, Any] = field(default_factory=dict)

@@ -40,7 +40,7 @@ Admin = Annotated[None, Depends(require_admin)]
 
 @router.get("/tokens")
 async def list_tokens(_: Admin, services: ServicesDep) -> Response:
-    now = services.gateway.clock()
+    now = services.auth.clock()
     return json_response({"object": "list", "data": [r.to_json(now) for r in await services.store.list_tokens()]})
 
 
@@ -53,7 +53,7 @@ async def add_token(_: Admin, request: Request, services: ServicesDep) -> Respon
             username=body.get("username", ""),
             expiry=body.get("expiry", ""),
             rate_limit=body.get("rate_limit"),
-            now=services.gateway.clock(),
+            now=services.auth.clock(),
         )
     except TokenInputError as exc:
         raise InvalidRequest(f"'{exc.field}' {exc}", param=exc.field) from None

@@ -7,28 +7,23 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..errors import PayloadTooLarge
+from ..gateway import Incoming
 from ..services import Services
-from .deps import CurrentUser, ServicesDep, read_body
+from .deps import CurrentUser, ServicesDep
 from .responses import json_response
 
 router = APIRouter()
 
 
 async def chat_completions(request: Request) -> Response:
-    """The hot path's only route. A plain Starlette endpoint (FastAPI's dependency solving and
-    response validation cost more than the rest of the gateway's own work), doing what
-    `CurrentGrant` does for the other routes."""
+    """The hot path's only route: a plain Starlette endpoint (FastAPI's dependency solving and
+    response validation cost more than the rest of the gateway's own work)."""
     started = time.perf_counter()
     services: Services = request.app.state.services
-    grant = await services.gateway.authorize(request.headers.get("authorization"))
-    request.state.grant = grant
-    try:
-        raw = await read_body(request, services.settings.max_body_bytes)
-    except PayloadTooLarge as error:
-        services.gateway.refused(grant, error, started)
-        raise
-    return await services.gateway.chat(raw, grant, started)
+    headers = request.headers
+    return await services.gateway.chat(
+        Incoming(headers.get("authorization"), request.stream(), headers.get("content-length"), started)
+    )
 
 
 router.add_route("/v1/chat/completions", chat_completions, methods=["POST"], include_in_schema=False)
@@ -37,12 +32,7 @@ router.add_route("/v1/chat/completions", chat_completions, methods=["POST"], inc
 @router.get("/v1/models")
 async def list_models(user: CurrentUser, services: ServicesDep) -> Response:
     data = [
-        {"id": model, "object": "model", "created": 0, "owned_by": provider.key}
-        for model, provider in services.registry.enabled_models()
+        {"id": model.id, "object": "model", "created": 0, "owned_by": model.owned_by}
+        for model in services.gateway.models()
     ]
-    if not any(entry["id"] == "speed" for entry in data):
-        # `speed` answers update questions from monitors even when Parallel's chat is not enabled.
-        data.append({"id": "speed", "object": "model", "created": 0, "owned_by": "llm-wrapper"})
-    return json_response(
-        {"object": "list", "data": data}, headers=services.gateway.headers_for(user)
-    )
+    return json_response({"object": "list", "data": data}, headers=services.auth.headers_for(user))

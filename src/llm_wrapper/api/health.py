@@ -33,10 +33,9 @@ async def readyz(services: ServicesDep) -> Response:
 async def metrics(services: ServicesDep) -> Response:
     from ..metrics import ACTIVE_MONITORS, render
 
-    if services.monitors is not None:
-        try:
-            ACTIVE_MONITORS.set(sum(m.active for m in await services.monitors.list()))
-        except StoreUnavailable:
-            pass
+    try:
+        ACTIVE_MONITORS.set(sum(m.active for m in await services.monitors.list()))
+    except StoreUnavailable:
+        pass
     body, content_type = render()
     return Response(body, media_type=content_type)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from datetime import datetime
 from typing import Any
 
@@ -21,17 +20,15 @@ MONITOR_FIELDS = ("monitor_id", "username", "query", "frequency", "created_at", 
 
 @router.get("/v1/me")
 async def me(user: CurrentUser, services: ServicesDep) -> Response:
-    return json_response(await account(user, services), headers=services.gateway.headers_for(user))
+    return json_response(await account(user, services), headers=services.auth.headers_for(user))
 
 
 async def account(user: TokenRecord, services: Services) -> dict[str, Any]:
     """The account as `/v1/me` reports it; times are UTC 'YYYY-MM-DD HH:MM:SS'."""
-    now = services.gateway.clock()
+    now = services.auth.clock()
     used = user.requests_today(now)
-    monitor, waiting = None, 0
-    if services.monitors is not None:
-        monitor = await _maybe_await(services.monitors.active_monitor(user.username))
-        waiting = int(await _maybe_await(services.monitors.waiting_updates(user.username)))
+    monitor = await services.monitors.active_monitor(user.username)
+    waiting = await services.monitors.waiting_updates(user.username)
     return {
         "object": "user",
         "username": user.username,
@@ -55,8 +52,3 @@ def monitor_json(monitor: Any) -> dict[str, Any]:
         if isinstance(value, datetime):
             out[name] = value.isoformat().replace("+00:00", "Z")
     return out
-
-
-async def _maybe_await(value: Any) -> Any:
-    # The monitor service may answer directly or through a coroutine (it reads the store).
-    return await value if inspect.isawaitable(value) else value

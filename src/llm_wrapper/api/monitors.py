@@ -11,19 +11,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..bodies import json_object
-from ..errors import InvalidRequest, ServiceUnavailable
-from ..monitors.service import MonitorService
-from ..services import Services
+from ..errors import InvalidRequest
 from .deps import CurrentUser, ServicesDep, read_body
 from .responses import json_response
 
 router = APIRouter()
-
-
-def monitors_of(services: Services) -> MonitorService:
-    if services.monitors is None:
-        raise ServiceUnavailable("Monitors are not available on this server.")
-    return services.monitors
 
 
 def _create_body(raw: bytes) -> dict[str, Any]:
@@ -42,7 +34,7 @@ def _create_body(raw: bytes) -> dict[str, Any]:
 @router.post("/v1/monitors", status_code=201)
 async def create_monitor(request: Request, user: CurrentUser, services: ServicesDep) -> Response:
     body = _create_body(await read_body(request, services.settings.max_body_bytes))
-    monitor, replaced = await monitors_of(services).create(
+    monitor, replaced = await services.monitors.create(
         user.username,
         body["query"],
         body.get("cadence") or body.get("frequency") or "daily",
@@ -50,19 +42,19 @@ async def create_monitor(request: Request, user: CurrentUser, services: Services
         event_types=body.get("event_types"),
     )
     return json_response(
-        {**monitor.to_json(), "replaced": replaced}, status=201, headers=services.gateway.headers_for(user)
+        {**monitor.to_json(), "replaced": replaced}, status=201, headers=services.auth.headers_for(user)
     )
 
 
 @router.get("/v1/monitors")
 async def list_monitors(user: CurrentUser, services: ServicesDep) -> Response:
-    monitors = await monitors_of(services).list(user.username)
+    monitors = await services.monitors.list(user.username)
     return json_response(
-        {"object": "list", "data": [m.to_json() for m in monitors]}, headers=services.gateway.headers_for(user)
+        {"object": "list", "data": [m.to_json() for m in monitors]}, headers=services.auth.headers_for(user)
     )
 
 
 @router.delete("/v1/monitors/{monitor_id}")
 async def deactivate_monitor(monitor_id: str, user: CurrentUser, services: ServicesDep) -> Response:
-    monitor = await monitors_of(services).deactivate(monitor_id, user.username)
-    return json_response(monitor.to_json(), headers=services.gateway.headers_for(user))
+    monitor = await services.monitors.deactivate(monitor_id, user.username)
+    return json_response(monitor.to_json(), headers=services.auth.headers_for(user))

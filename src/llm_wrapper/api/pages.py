@@ -23,7 +23,6 @@ from ..services import Services
 from .deps import ServicesDep
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-SPEED = "speed"
 
 # Everything a page loads comes from this server; nothing inline, nothing from elsewhere.
 PAGE_HEADERS = {
@@ -63,12 +62,12 @@ def render(request: Request, name: str, page: str, **context: Any) -> Response:
 @router.get("/")
 async def index(request: Request, services: ServicesDep) -> Response:
     providers = models_by_provider(services)
-    models = [m for group in providers.values() for m in group]
-    example = next((m for m in models if m != SPEED), SPEED)
+    listed = services.gateway.models()
+    example = next((m.id for m in listed if m.owned_by != "llm-wrapper"), listed[0].id if listed else "")
     api_base = str(request.base_url).rstrip("/") + "/v1"
     return render(
         request, "index.html", "home",
-        providers=providers, model_count=len(models), example_model=example, api_base=api_base,
+        providers=providers, model_count=len(listed), example_model=example, api_base=api_base,
     )
 
 
@@ -98,12 +97,10 @@ async def payment_cancel(request: Request) -> Response:
 
 
 def models_by_provider(services: Services) -> OrderedDict[str, list[str]]:
-    """Provider name → the models it serves now; `speed` is always listed (monitor updates)."""
+    """Provider (or answerer) name → the models it serves now, as `/v1/models` lists them."""
     groups: OrderedDict[str, list[str]] = OrderedDict()
-    for model, provider in services.registry.enabled_models():
-        groups.setdefault(provider.name, []).append(model)
-    if not any(SPEED in models for models in groups.values()):
-        groups.setdefault("Monitor updates", []).append(SPEED)
+    for model in services.gateway.models():
+        groups.setdefault(model.title, []).append(model.id)
     return groups
 
 

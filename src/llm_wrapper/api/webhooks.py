@@ -14,7 +14,6 @@ from starlette.responses import Response
 from ..errors import GatewayError
 from ..metrics import WEBHOOKS
 from .deps import ServicesDep, read_body
-from .monitors import monitors_of
 from .responses import json_response
 
 router = APIRouter()
@@ -24,7 +23,7 @@ router = APIRouter()
 async def parallel_monitor_webhook(request: Request, services: ServicesDep) -> Response:
     raw = await read_body(request, services.settings.max_body_bytes)
     try:
-        outcome = await monitors_of(services).ingest(request.headers, raw)
+        outcome = await services.monitors.ingest(request.headers, raw)
     except GatewayError as error:
         WEBHOOKS.labels(f"refused_{error.status}").inc()
         raise

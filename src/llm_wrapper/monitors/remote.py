@@ -10,47 +10,32 @@ once, and cancels and event fetches are retried durably by the service.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import parallel
 from parallel import AsyncParallel
 
-from ..errors import (
-    GatewayError,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnreachable,
-    status_type,
-)
+from ..errors import UpstreamError, UpstreamUnreachable
+from ..upstream import upstream_failures
 
 TIMEOUT_SECONDS = 30.0
 KEY_MISSING = "Monitors need a Parallel API key: set PARALLELAI_API_KEY."
 
 
-def upstream_failure(exc: Exception) -> GatewayError:
-    """The SDK's exception as the gateway error a client should see."""
-    if isinstance(exc, parallel.APITimeoutError):
-        return UpstreamTimeout("Parallel did not answer in time.")
-    if isinstance(exc, parallel.APIConnectionError):
-        return UpstreamUnreachable("Parallel is unreachable.")
-    if isinstance(exc, parallel.APIStatusError):
-        message = _message(exc.body) or f"HTTP {exc.status_code}"
-        error = UpstreamError(f"Parallel: {message}", status=exc.status_code)
-        error.type = status_type(exc.status_code)
-        return error
-    return UpstreamUnreachable(f"Parallel answered garbage ({type(exc).__name__}).")
-
-
-def _message(body: object) -> str | None:
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(body.get("detail"), str):
-            return body["detail"]
-        if body.get("message"):
-            return str(body["message"])
-    return None
+@contextmanager
+def parallel_failures() -> Iterator[None]:
+    """The SDK's exceptions as the gateway errors a client should see (the one transport mapping)."""
+    try:
+        with upstream_failures(
+            "Parallel", timeouts=(parallel.APITimeoutError,), broken_by=(parallel.APIConnectionError,)
+        ):
+            yield
+    except parallel.APIStatusError as exc:
+        raise UpstreamError.from_body("Parallel", exc.status_code, exc.body) from None
+    except parallel.ParallelError as exc:
+        raise UpstreamUnreachable(f"Parallel answered garbage ({type(exc).__name__}).") from None
 
 
 class ParallelMonitors:
@@ -64,33 +49,30 @@ class ParallelMonitors:
 
     async def create(self, query: str, frequency: str, webhook_url: str, event_types: list[str]) -> dict[str, Any]:
         """Create an event-stream monitor; returns Parallel's monitor as a dict."""
-        try:
+        with parallel_failures():
             made = await self.client.monitor.create(
                 type="event_stream",
                 frequency=frequency,
                 settings={"query": query},
                 webhook={"url": webhook_url, "event_types": event_types},  # type: ignore[arg-type]
             )
-        except parallel.ParallelError as exc:
-            raise upstream_failure(exc) from None
         return made.model_dump(mode="json")
 
     async def cancel(self, monitor_id: str) -> str:
         """Cancel at Parallel; returns the status Parallel reports (normally `cancelled`)."""
         try:
-            cancelled = await self.client.monitor.cancel(monitor_id)
-        except parallel.NotFoundError:
-            return "unknown"  # nothing left to stop there
-        except parallel.ParallelError as exc:
-            raise upstream_failure(exc) from None
+            with parallel_failures():
+                cancelled = await self.client.monitor.cancel(monitor_id)
+        except UpstreamError as error:
+            if error.status == 404:
+                return "unknown"  # nothing left to stop there
+            raise
         return cancelled.status
 
     async def events(self, monitor_id: str, event_group_id: str) -> list[dict[str, Any]]:
         """The detections of one run, each as {event_id, event_date, text | json, source_urls}."""
-        try:
+        with parallel_failures():
             page = await self.client.monitor.events(monitor_id, event_group_id=event_group_id)
-        except parallel.ParallelError as exc:
-            raise upstream_failure(exc) from None
         return [event for raw in page.events if (event := _event(raw.model_dump(mode="json")))]
 
 

@@ -1,6 +1,6 @@
 """The `speed` update answer: "any updates?" is answered from the user's monitor events.
 
-Registered on `Gateway.answerers`. For model `speed` whose last user message
+One of the gateway's answerers (registered where the app is assembled). For model `speed` whose last user message
 contains an update keyword (whole words or phrases, any case), it claims the
 user's fetched, undelivered event groups atomically (so two concurrent
 questions never both get one), and answers with each event's date, text and
@@ -12,14 +12,14 @@ other `speed` question returns None and goes to Parallel's chat API.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.responses import Response
 
-from ..providers.base import Exchange, chunk_shell, estimated_usage, usage_chunk
+from ..exchange import Exchange, chunk_shell, estimated_usage, usage_chunk
 from ..sse import DONE, encode
 from .records import EventGroup
 
@@ -49,17 +49,14 @@ def last_user_text(body: dict[str, Any]) -> str:
 
 
 class SpeedUpdates:
-    """`Gateway.answerers` entry: `(body, grant, exchange) -> Response | None`."""
+    """The gateway's `Answerer` for `speed`: `(body, grant, exchange) -> Response | None`."""
 
-    def __init__(
-        self,
-        service: MonitorService,
-        keywords: Iterable[str],
-        headers_for: Callable[[Any], dict[str, str]] | None = None,
-    ) -> None:
+    models: tuple[str, ...] = (MODEL,)
+    title = "Monitor updates"
+
+    def __init__(self, service: MonitorService, keywords: Iterable[str]) -> None:
         self.service = service
         self.pattern = keyword_pattern(keywords)
-        self.headers_for = headers_for or (lambda grant: {})
 
     def wants_updates(self, body: dict[str, Any]) -> bool:
         return body.get("model") == MODEL and self.pattern is not None and bool(self.pattern.search(last_user_text(body)))
@@ -73,11 +70,10 @@ class SpeedUpdates:
         )
         exchange.completion_chars = len(text)
         exchange.usage = estimated_usage(exchange)
-        headers = self.headers_for(grant)
         if exchange.stream:
             return Response(stream_body(exchange, text), media_type="text/event-stream",
-                            headers={**headers, "Cache-Control": "no-cache"})
-        return Response(orjson.dumps(completion(exchange, text)), media_type="application/json", headers=headers)
+                            headers={"Cache-Control": "no-cache"})
+        return Response(orjson.dumps(completion(exchange, text)), media_type="application/json")
 
     async def answer(self, username: str) -> str:
         """The answer text; claims (marks processed) exactly the event groups it reports."""

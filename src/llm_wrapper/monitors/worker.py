@@ -19,7 +19,7 @@ from ..store.base import StoreUnavailable
 from .service import MonitorService
 
 if TYPE_CHECKING:
-    from ..services import Services
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,8 @@ async def run(service: MonitorService, sweep_seconds: float) -> None:
 
 
 @asynccontextmanager
-async def attached(services: Services) -> AsyncIterator[MonitorService]:
-    """For the app's lifespan: the service on `services.monitors`, the `speed` answerer on the
-    gateway, and the background loop, cancelled cleanly (claims handed back) at shutdown."""
-    from .speed import SpeedUpdates
-
-    settings = services.settings
-    service = MonitorService(settings, services.store)
-    services.monitors = service
-    services.gateway.answerers.append(SpeedUpdates(service, settings.update_keywords, services.gateway.headers_for))
+async def running(service: MonitorService, settings: Settings) -> AsyncIterator[MonitorService]:
+    """For the app's lifespan: the background loop, cancelled cleanly (claims handed back) at shutdown."""
     if settings.parallel_webhook_secret is None or not settings.parallel_webhook_secret.get_secret_value():
         log.warning("PARALLEL_WEBHOOK_SECRET is not set: monitor webhooks are accepted unsigned")
     task = asyncio.create_task(run(service, settings.monitor_sweep_seconds), name="monitor-background")

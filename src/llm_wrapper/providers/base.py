@@ -2,44 +2,42 @@
 
 A provider holds one pooled aiohttp session (opened at start-up, closed at
 shutdown) and the request/response mapping for its wire format. Subclasses
-override only the hooks where their provider differs from OpenAI:
+state only where their provider differs from OpenAI:
 
 - `auth_headers()`: how the key is sent;
 - `prepare(body, exchange)`: the upstream URL and body;
-- `fix_completion(data, exchange)`: a non-streaming answer into an OpenAI `chat.completion`;
-- `fix_chunk(chunk, exchange)` / `end_of_stream(exchange)`: stream chunks, when
-  `rewrites_stream` is true (otherwise bytes pass through untouched);
+- `fix_completion(data, exchange)`: a non-streaming answer into an OpenAI
+  `chat.completion` (overriding it is what makes the answer be parsed and rewritten);
+- `stream_rewriter`: a `ChunkRewriter` subclass whose `fix_chunk`/`end_of_stream`
+  rewrite stream chunks, keeping their per-stream state on itself (unset: the
+  bytes pass through untouched);
 - `stream_translator(call, exchange)`: for wire formats that are not Chat Completions SSE.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
 
 from ..config import ProviderConfig
+from ..exchange import Exchange, StreamTranslator, chunk_shell, estimated_usage, usage_chunk
 from ..sse import DONE, EventSplitter, encode, last_boundary
 
-
-@dataclass(slots=True)
-class Exchange:
-    """One client request on its way through: what adapters may read and fill in."""
-
-    model: str
-    stream: bool
-    include_usage: bool = False
-    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
-    created: int = field(default_factory=lambda: int(time.time()))
-    usage: dict[str, Any] | None = None
-    prompt_chars: int = 0
-    completion_chars: int = 0
-    state: dict[str, Any] = field(default_factory=dict)
+__all__ = [
+    "Call",
+    "ChunkRewriter",
+    "Exchange",
+    "Passthrough",
+    "Provider",
+    "StreamTranslator",
+    "chunk_shell",
+    "estimated_usage",
+    "usage_chunk",
+]
 
 
 @dataclass(slots=True)
@@ -48,18 +46,6 @@ class Call:
 
     url: str
     payload: bytes
-    kind: str = "chat"
-
-
-class StreamTranslator:
-    """Turns upstream stream bytes into the bytes the client receives."""
-
-    def feed(self, piece: bytes) -> bytes:
-        raise NotImplementedError
-
-    def end(self) -> bytes:
-        """Bytes to send after the upstream closed normally, `[DONE]` included."""
-        raise NotImplementedError
 
 
 class Passthrough(StreamTranslator):
@@ -74,7 +60,7 @@ class Passthrough(StreamTranslator):
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
-        self._hide_usage = exchange.state.get("hide_usage", False)
+        self._hide_usage = exchange.hide_usage
         self._held = b""
         # The last two whole-event runs sent: the usage event is the last before [DONE].
         self._previous = b""
@@ -140,22 +126,38 @@ class Passthrough(StreamTranslator):
 
 
 class ChunkRewriter(StreamTranslator):
-    """Parses each SSE event and lets the provider rewrite the chunk."""
+    """Parses each SSE event and rewrites the chunk; a provider subclasses it for its fixes.
 
-    def __init__(self, provider: Provider, exchange: Exchange) -> None:
-        self._provider = provider
-        self._exchange = exchange
+    `fix_chunk` and `end_of_stream` are the hooks; per-stream state lives on the
+    instance, one per stream.
+    """
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
         self._events = EventSplitter()
         self._first = True
+
+    def fix_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """The chunks to send for one upstream chunk (none, it, or several)."""
+        usage = chunk.get("usage")
+        if usage:
+            self.exchange.usage = usage
+            if chunk.get("choices") == [] and self.exchange.hide_usage:
+                return []  # the usage chunk we asked for on the client's behalf
+        return [chunk]
+
+    def end_of_stream(self) -> list[dict[str, Any]]:
+        """Chunks to add after the upstream's last one, before `[DONE]`."""
+        return []
 
     def _adopt(self, chunk: dict[str, Any]) -> None:
         """Chunks the gateway adds carry the upstream stream's own id and time, as OpenAI's all do."""
         self._first = False
         if isinstance(chunk.get("id"), str) and chunk["id"]:
-            self._exchange.id = chunk["id"]
+            self.exchange.id = chunk["id"]
         created = chunk.get("created")
         if isinstance(created, (int, float)) and not isinstance(created, bool) and created > 0:
-            self._exchange.created = int(created)
+            self.exchange.created = int(created)
 
     def _emit(self, events: Iterable[Any]) -> bytes:
         out: list[bytes] = []
@@ -174,7 +176,7 @@ class ChunkRewriter(StreamTranslator):
                 continue
             if self._first:
                 self._adopt(chunk)
-            for fixed in self._provider.fix_chunk(chunk, self._exchange):
+            for fixed in self.fix_chunk(chunk):
                 out.append(encode(fixed))
         return b"".join(out)
 
@@ -183,7 +185,7 @@ class ChunkRewriter(StreamTranslator):
 
     def end(self) -> bytes:
         rest = self._emit(self._events.flush())
-        tail = b"".join(encode(c) for c in self._provider.end_of_stream(self._exchange))
+        tail = b"".join(encode(c) for c in self.end_of_stream())
         return rest + tail + DONE
 
 
@@ -191,12 +193,19 @@ class Provider:
     """An OpenAI-compatible Chat Completions provider."""
 
     chat_path = "/chat/completions"
-    rewrites_stream = False
-    rewrites_response = False
+    stream_rewriter: type[ChunkRewriter] | None = None
+    rewrites_response = False  # derived: true when the subclass overrides `fix_completion`
     max_connections = 256
     # Ask for `stream_options.include_usage` on every stream, so usage is recorded even when the
     # client did not ask; the extra usage-only chunk is then kept from the client.
     asks_stream_usage = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.rewrites_response = cls.fix_completion is not Provider.fix_completion
+        for hook in ("fix_chunk", "end_of_stream"):
+            if hook in cls.__dict__:
+                raise TypeError(f"{cls.__name__}.{hook}: stream fixes belong on a ChunkRewriter (`stream_rewriter`)")
 
     def __init__(self, config: ProviderConfig, api_key: str | None) -> None:
         self.config = config
@@ -256,27 +265,16 @@ class Provider:
     def with_stream_usage(self, body: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
         if not (exchange.stream and self.asks_stream_usage) or exchange.include_usage:
             return body
-        exchange.state["hide_usage"] = True
+        exchange.hide_usage = True
         options = body.get("stream_options")
         return {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
 
     def fix_completion(self, data: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
         return data
 
-    def fix_chunk(self, chunk: dict[str, Any], exchange: Exchange) -> list[dict[str, Any]]:
-        usage = chunk.get("usage")
-        if usage:
-            exchange.usage = usage
-            if chunk.get("choices") == [] and exchange.state.get("hide_usage"):
-                return []  # the usage chunk we asked for on the client's behalf
-        return [chunk]
-
-    def end_of_stream(self, exchange: Exchange) -> list[dict[str, Any]]:
-        return []
-
     def stream_translator(self, call: Call, exchange: Exchange) -> StreamTranslator:
-        if self.rewrites_stream:
-            return ChunkRewriter(self, exchange)
+        if self.stream_rewriter is not None:
+            return self.stream_rewriter(exchange)
         return Passthrough(exchange)
 
     def translate_completion(self, call: Call, raw: bytes, exchange: Exchange) -> bytes:
@@ -293,26 +291,3 @@ class Provider:
         if not self.rewrites_response:
             return raw
         return orjson.dumps(self.fix_completion(data, exchange))
-
-
-def chunk_shell(exchange: Exchange, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    """A `chat.completion.chunk` carrying this exchange's id, time and model."""
-    return {
-        "id": exchange.id,
-        "object": "chat.completion.chunk",
-        "created": exchange.created,
-        "model": exchange.model,
-        "choices": choices,
-        **extra,
-    }
-
-
-def usage_chunk(exchange: Exchange, usage: dict[str, Any]) -> dict[str, Any]:
-    return chunk_shell(exchange, [], usage=usage)
-
-
-def estimated_usage(exchange: Exchange) -> dict[str, int]:
-    """About four characters a token: for providers that report no usage at all."""
-    prompt = max(1, exchange.prompt_chars // 4) if exchange.prompt_chars else 0
-    completion = max(1, exchange.completion_chars // 4) if exchange.completion_chars else 0
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

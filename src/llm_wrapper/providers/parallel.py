@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from .base import Call, Exchange, Provider, chunk_shell, estimated_usage, usage_chunk
+from .base import Call, ChunkRewriter, Exchange, Provider, chunk_shell, estimated_usage, usage_chunk
 
 
 def _flatten(content: Any) -> Any:
@@ -22,10 +22,47 @@ def _flatten(content: Any) -> Any:
     return content
 
 
+def _fill(data: dict[str, Any], exchange: Exchange) -> None:
+    data["id"] = data.get("id") or exchange.id
+    data["model"] = data.get("model") or exchange.model
+    if not isinstance(data.get("created"), int):
+        data["created"] = exchange.created
+
+
+class ParallelStream(ChunkRewriter):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.finished = False
+
+    def fix_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        exchange = self.exchange
+        _fill(chunk, exchange)
+        chunk["id"] = exchange.id  # one id for the whole stream, as OpenAI does
+        chunk["object"] = "chat.completion.chunk"
+        if not (chunk.get("usage") or {}).get("total_tokens"):
+            chunk.pop("usage", None)
+        for choice in chunk.get("choices") or ():
+            exchange.completion_chars += len((choice.get("delta") or {}).get("content") or "")
+            if choice.get("finish_reason"):
+                self.finished = True
+            else:
+                choice["finish_reason"] = None
+        return [chunk]
+
+    def end_of_stream(self) -> list[dict[str, Any]]:
+        exchange = self.exchange
+        tail: list[dict[str, Any]] = []
+        if not self.finished:
+            tail.append(chunk_shell(exchange, [{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+        exchange.usage = exchange.usage or estimated_usage(exchange)
+        if exchange.include_usage:
+            tail.append(usage_chunk(exchange, exchange.usage))
+        return tail
+
+
 class ParallelProvider(Provider):
     asks_stream_usage = False  # it reports no usage; the gateway estimates it
-    rewrites_stream = True
-    rewrites_response = True
+    stream_rewriter = ParallelStream
 
     def prepare(self, body: dict[str, Any], exchange: Exchange) -> Call:
         body = self.merge_extra(body)
@@ -40,14 +77,8 @@ class ParallelProvider(Provider):
         )
         return Call(self.url(self.chat_path), orjson.dumps(body))
 
-    def _fill(self, data: dict[str, Any], exchange: Exchange) -> None:
-        data["id"] = data.get("id") or exchange.id
-        data["model"] = data.get("model") or exchange.model
-        if not isinstance(data.get("created"), int):
-            data["created"] = exchange.created
-
     def fix_completion(self, data: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
-        self._fill(data, exchange)
+        _fill(data, exchange)
         data["object"] = "chat.completion"
         for choice in data.get("choices") or ():
             choice["finish_reason"] = choice.get("finish_reason") or "stop"
@@ -56,26 +87,3 @@ class ParallelProvider(Provider):
             data["usage"] = estimated_usage(exchange)
         exchange.usage = data["usage"]
         return data
-
-    def fix_chunk(self, chunk: dict[str, Any], exchange: Exchange) -> list[dict[str, Any]]:
-        self._fill(chunk, exchange)
-        chunk["id"] = exchange.id  # one id for the whole stream, as OpenAI does
-        chunk["object"] = "chat.completion.chunk"
-        if not (chunk.get("usage") or {}).get("total_tokens"):
-            chunk.pop("usage", None)
-        for choice in chunk.get("choices") or ():
-            exchange.completion_chars += len((choice.get("delta") or {}).get("content") or "")
-            if choice.get("finish_reason"):
-                exchange.state["finished"] = True
-            else:
-                choice["finish_reason"] = None
-        return [chunk]
-
-    def end_of_stream(self, exchange: Exchange) -> list[dict[str, Any]]:
-        tail: list[dict[str, Any]] = []
-        if not exchange.state.get("finished"):
-            tail.append(chunk_shell(exchange, [{"index": 0, "delta": {}, "finish_reason": "stop"}]))
-        exchange.usage = exchange.usage or estimated_usage(exchange)
-        if exchange.include_usage:
-            tail.append(usage_chunk(exchange, exchange.usage))
-        return tail

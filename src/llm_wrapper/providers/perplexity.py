@@ -11,28 +11,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Exchange, Provider, chunk_shell, usage_chunk
+from .base import ChunkRewriter, Provider, chunk_shell, usage_chunk
 
 EXTRAS = ("citations", "search_results", "images", "related_questions", "videos")
 
 
-class PerplexityProvider(Provider):
-    asks_stream_usage = False  # every chunk carries usage already
-    rewrites_stream = True
+class PerplexityStream(ChunkRewriter):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.extras: dict[str, Any] = {}  # the latest value of each extra
+        self.sent: dict[int, int] = {}  # characters sent so far, per choice
+        self.extras_sent = False
 
-    def fix_chunk(self, chunk: dict[str, Any], exchange: Exchange) -> list[dict[str, Any]]:
-        state = exchange.state
-        extras = state.setdefault("extras", {})
+    def fix_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         for name in EXTRAS:
             if chunk.get(name):
-                extras[name] = chunk[name]
+                self.extras[name] = chunk[name]
             chunk.pop(name, None)
         usage = chunk.pop("usage", None)
         if usage:
-            exchange.usage = usage
+            self.exchange.usage = usage
         chunk["object"] = "chat.completion.chunk"
         finished = False
-        sent = state.setdefault("sent", {})
+        sent = self.sent
         for choice in chunk.get("choices") or ():
             message = choice.pop("message", None)
             index = choice.get("index", 0)
@@ -46,17 +47,21 @@ class PerplexityProvider(Provider):
             sent[index] = sent.get(index, 0) + len(delta.get("content") or "")
             if choice.get("finish_reason"):
                 finished = True
-        if finished and extras and not state.get("extras_sent"):
-            chunk.update(extras)
-            state["extras_sent"] = True
+        if finished and self.extras and not self.extras_sent:
+            chunk.update(self.extras)
+            self.extras_sent = True
         return [chunk]
 
-    def end_of_stream(self, exchange: Exchange) -> list[dict[str, Any]]:
-        state = exchange.state
+    def end_of_stream(self) -> list[dict[str, Any]]:
+        exchange = self.exchange
         tail: list[dict[str, Any]] = []
-        extras = state.get("extras")
-        if extras and not state.get("extras_sent"):
-            tail.append(chunk_shell(exchange, [{"index": 0, "delta": {}, "finish_reason": "stop"}], **extras))
+        if self.extras and not self.extras_sent:
+            tail.append(chunk_shell(exchange, [{"index": 0, "delta": {}, "finish_reason": "stop"}], **self.extras))
         if exchange.include_usage and exchange.usage:
             tail.append(usage_chunk(exchange, exchange.usage))
         return tail
+
+
+class PerplexityProvider(Provider):
+    asks_stream_usage = False  # every chunk carries usage already
+    stream_rewriter = PerplexityStream

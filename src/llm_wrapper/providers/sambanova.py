@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Exchange, Provider
+from .base import ChunkRewriter, Exchange, Provider
 
 
 def _int_created(data: dict[str, Any]) -> dict[str, Any]:
@@ -14,12 +14,13 @@ def _int_created(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+class SambaNovaStream(ChunkRewriter):
+    def fix_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        return super().fix_chunk(_int_created(chunk))
+
+
 class SambaNovaProvider(Provider):
-    rewrites_stream = True
-    rewrites_response = True
+    stream_rewriter = SambaNovaStream
 
     def fix_completion(self, data: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
         return _int_created(data)
-
-    def fix_chunk(self, chunk: dict[str, Any], exchange: Exchange) -> list[dict[str, Any]]:
-        return super().fix_chunk(_int_created(chunk), exchange)

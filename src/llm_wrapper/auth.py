@@ -1,0 +1,37 @@
+"""Who is calling: the bearer token of a request, admitted (and counted) or identified.
+
+The API layer and the gateway share one `Authorizer`; `tokens.py` holds the
+rules it applies (format, hashing, expiry, the daily limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from . import metrics
+from .errors import RateLimited
+from .store import Store
+from .tokens import Grant, TokenRecord, admit, bearer_token, identify, ratelimit_headers, utc_now
+
+
+class Authorizer:
+    def __init__(self, store: Store, clock: Callable[[], datetime] = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def admit(self, authorization: str | None) -> Grant:
+        """Authorise and count one request (one statement); raises 401 or 429."""
+        try:
+            return await admit(self.store, bearer_token(authorization), self.clock())
+        except RateLimited:
+            metrics.RATE_LIMITED.inc()
+            raise
+
+    async def identify(self, authorization: str | None) -> TokenRecord:
+        """The caller's token, checked but not counted; raises 401."""
+        return await identify(self.store, bearer_token(authorization), self.clock())
+
+    def headers_for(self, grant: Grant | TokenRecord) -> dict[str, str]:
+        """The `x-ratelimit-*` headers every authenticated response carries."""
+        return ratelimit_headers(grant, self.clock())

@@ -1,0 +1,1 @@
+"""Translations between the wire formats clients speak and the ones providers speak."""
