@@ -21,6 +21,7 @@ from llm_wrapper.providers.parallel import ParallelProvider
 from llm_wrapper.providers.perplexity import PerplexityProvider
 from llm_wrapper.providers.sambanova import SambaNovaProvider
 from llm_wrapper.providers.together import TogetherProvider
+from llm_wrapper.providers.xai import XAIProvider
 from llm_wrapper.sse import EventSplitter
 from tests.fakes.providers import BASIS, CITATIONS, INTERACTION_ID, SEARCH_RESULTS, Reply
 
@@ -69,6 +70,11 @@ def content(chunks: list[dict[str, Any]]) -> str:
         ("together_eu", "x", None, TogetherProvider),
         ("custom", "Custom", None, OpenAIProvider),
         ("custom", "Custom", "parallel", ParallelProvider),
+        ("samba_openai", "Samba via OpenAI SDK", None, SambaNovaProvider),
+        ("grok_backup", "Grok", None, XAIProvider),
+        ("openai_compatible_proxy", "Perplexity mirror", None, OpenAIProvider),
+        ("mirror", "x.ai mirror", None, XAIProvider),
+        ("sambaxyz", "Custom", None, OpenAIProvider),
     ],
 )
 def test_adapter_for(key: str, name: str, adapter: str | None, expected: type) -> None:
@@ -286,3 +292,19 @@ def test_rewriting_adapters_pass_an_upstream_error_event_on() -> None:
     translator = make("together").stream_translator(None, Exchange(model="m", stream=True))  # type: ignore[arg-type]
     out = translator.feed(b'data: {"error": {"message": "boom"}}\n\n')
     assert orjson.loads(out[6:]) == {"error": {"message": "boom"}}
+
+
+def test_hooks_are_derived_from_what_an_adapter_overrides() -> None:
+    """No flag to forget: overriding `fix_completion` is what makes answers be rewritten, and chunk
+    fixes defined on the provider (where they would never be called) are refused at import."""
+
+    class Fixes(Provider):
+        def fix_completion(self, data: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
+            return data
+
+    assert Fixes.rewrites_response and not Provider.rewrites_response and not OpenAIProvider.rewrites_response
+    with pytest.raises(TypeError, match="ChunkRewriter"):
+
+        class Misplaced(Provider):
+            def fix_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+                return [chunk]

@@ -6,6 +6,7 @@ Adding a provider is one module with a `Provider` subclass and one line in `ADAP
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 
 from ..config import ProviderConfig
@@ -31,23 +32,23 @@ ADAPTERS: dict[str, type[Provider]] = {
     "parallel": ParallelProvider,
 }
 
-# Other spellings seen in existing config files, matched inside the key or the name.
+# Other spellings seen in existing config files, matched as whole words of the key or the name.
 _ALIASES = {"grok": "xai", "x.ai": "xai", "pplx": "perplexity", "samba": "sambanova"}
 
 
 def adapter_for(config: ProviderConfig) -> type[Provider]:
-    """The adapter named by `adapter`, else the one the key or name mentions, else plain OpenAI."""
+    """The adapter named by `adapter`, else the first word of the key (then of the name) that names
+    one (`together_b` is Together's, `samba_openai` SambaNova's), else plain OpenAI-compatible."""
     if config.adapter:
         if config.adapter not in ADAPTERS:
             raise ValueError(f"provider {config.key!r}: unknown adapter {config.adapter!r}")
         return ADAPTERS[config.adapter]
-    text = f"{config.key} {config.name}".lower()
-    for word in ADAPTERS:
-        if word in text:
-            return ADAPTERS[word]
-    for alias, word in _ALIASES.items():
-        if alias in text:
-            return ADAPTERS[word]
+    for text in (config.key, config.name):
+        for word in re.findall(r"[a-z0-9.]+", text.lower()):
+            word = word.strip(".")
+            name = word if word in ADAPTERS else _ALIASES.get(word)
+            if name:
+                return ADAPTERS[name]
     return OpenAIProvider
 
 
