@@ -77,8 +77,9 @@ def test_streaming_through_every_adapter(
         assert usages == []
     if flavor == "perplexity":
         extras = [chunk.model_extra for chunk in chunks if chunk.model_extra and "citations" in chunk.model_extra]
-        assert len(extras) == 1
-        assert extras[0]["citations"] == CITATIONS and extras[0]["search_results"] == SEARCH_RESULTS
+        assert len(extras) == 2  # the first chunk that has them, and the finishing one
+        for extra in extras:
+            assert extra["citations"] == CITATIONS and extra["search_results"] == SEARCH_RESULTS
         assert not any("message" in (c.model_extra or {}) for chunk in chunks for c in chunk.choices)
         if include_usage:  # the last cumulative usage, once
             assert usages[0].completion_tokens == len(expected_text(flavor, marker).split(" "))

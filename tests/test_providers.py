@@ -204,7 +204,32 @@ def test_passthrough_holds_back_a_partial_event() -> None:
     assert translator.feed(b'data: {"a": 1}\n\ndata: {"b"') == b'data: {"a": 1}\n\n'
     assert translator.feed(b": 2}\n") == b""
     assert translator.feed(b"\ndata: [DO") == b'data: {"b": 2}\n\n'
-    assert translator.end() == b"data: [DO\n\n" + b"data: [DONE]\n\n"
+    with pytest.raises(ValueError, match="not JSON"):  # the upstream closed mid-event: garbage, not passed on
+        translator.end()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"data: {this is not json\n\n", b"data: hello\n\n", b"data: {\"a\": 1\n\n", b"event: x\ndata: <html>\n\n"],
+)
+def test_passthrough_stops_at_an_event_that_cannot_be_json(garbage: bytes) -> None:
+    """The events before it go out; the garbage never reaches the client's parser (an error follows)."""
+    translator = Passthrough(Exchange(model="m", stream=True))
+    good = b'data: {"a": 1}\n\n: keep-alive\n\n'
+    assert translator.feed(good + garbage + b'data: {"b": 2}\n\n') == good
+    with pytest.raises(ValueError, match="not JSON"):
+        translator.feed(b'data: {"c": 3}\n\n')
+
+
+def test_passthrough_hides_the_usage_it_asked_for() -> None:
+    """`include_usage` asked on the client's behalf: no `"usage": null` on chunks, no usage chunk."""
+    exchange = Exchange(model="m", stream=True, hide_usage=True)
+    translator = Passthrough(exchange)
+    usage = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}\n\n'
+    out = translator.feed(b'data: {"id":"c","choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n' + usage)
+    out += translator.feed(b"data: [DONE]\n\n") + translator.end()
+    assert out == b'data: {"id":"c","choices":[{"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
+    assert exchange.usage == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
 
 
 def test_passthrough_closes_a_final_done_without_blank_line() -> None:
@@ -214,7 +239,9 @@ def test_passthrough_closes_a_final_done_without_blank_line() -> None:
 
 
 @pytest.mark.parametrize("include_usage", [True, False])
-def test_perplexity_stream_sends_text_and_extras_once(include_usage: bool) -> None:
+def test_perplexity_stream_sends_text_once_and_extras_first_and_last(include_usage: bool) -> None:
+    """Extras on the first chunk that has them (openai-python's `get_final_completion` keeps the
+    first chunk's) and again on the finishing one (readers of the last chunk get the whole list)."""
     exchange = Exchange(model="perplexity-model", stream=True, include_usage=include_usage)
     chunks, dones = relay(make("perplexity"), exchange, upstream_stream("perplexity", TEXT, include_usage))
     assert dones == 1
@@ -222,8 +249,11 @@ def test_perplexity_stream_sends_text_and_extras_once(include_usage: bool) -> No
     assert all("message" not in c for chunk in chunks for c in chunk["choices"])
     assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
     assert {(chunk["id"], chunk["created"]) for chunk in chunks} == {("perplexity-chunk-1", 1_760_000_000)}
-    assert [chunk.get("citations") for chunk in chunks if "citations" in chunk] == [CITATIONS]
-    assert [chunk.get("search_results") for chunk in chunks if "search_results" in chunk] == [SEARCH_RESULTS]
+    assert [chunk.get("citations") for chunk in chunks if "citations" in chunk] == [CITATIONS, CITATIONS]
+    assert [chunk.get("search_results") for chunk in chunks if "search_results" in chunk] == [SEARCH_RESULTS] * 2
+    assert chunks[0]["citations"] == CITATIONS
+    finishing = next(chunk for chunk in chunks if any(c.get("finish_reason") for c in chunk["choices"]))
+    assert finishing["citations"] == CITATIONS
     last_usage = Reply("perplexity", "m", TEXT).usage(5)
     usages = [chunk["usage"] for chunk in chunks if chunk.get("usage")]
     assert usages == ([last_usage] if include_usage else [])

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from . import redaction
 from .analytics import AnalyticsLog
 from .api import admin, chat, health, me, pages, webhooks
 from .api import monitors as monitors_api
@@ -35,6 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configs = load_config(settings.llm_wrapper_config)
     registry = ProviderRegistry.from_config(configs, settings.secret)
+    redaction.register(settings.secret_values(c.api_key_env for c in configs.values()))
+    redaction.scrub_logs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

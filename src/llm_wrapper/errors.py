@@ -7,12 +7,19 @@
     │   └── ModelNotFound           404 code model_not_found
     ├── PayloadTooLarge             413 invalid_request_error
     ├── RateLimited                 429 rate_limit_exceeded (Retry-After)
-    ├── UpstreamError               the provider's own status and message
+    ├── UpstreamError               the provider's own status, message, type and param
     ├── UpstreamUnreachable         502 bad_gateway
+    │   └── ProviderAuthFailed      502 code provider_auth_failed (the provider refused our key)
     ├── ServiceUnavailable          503 service_unavailable (provider disabled, store down)
     └── UpstreamTimeout             504 timeout
 
-Handlers raise these; `error_response` is the only place that writes them to the wire.
+Handlers raise these; `error_response` and `sse_error_event` are the only places
+that write them to the wire, and both scrub every configured secret from the
+message (providers echo keys in their errors).
+
+An error whose `final` is true cannot be cured by retrying soon (a daily limit,
+an expired token, a disabled provider): it carries `x-should-retry: false`,
+which the official SDKs obey instead of sleeping on `Retry-After` and retrying.
 """
 
 from __future__ import annotations
@@ -22,11 +29,16 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from .redaction import scrub
+
+NO_RETRY = {"x-should-retry": "false"}
+
 
 class GatewayError(Exception):
     status: int = 500
     type: str = "server_error"
     code: str | None = None
+    final: bool = False  # retrying soon cannot help: say so with `x-should-retry: false`
 
     def __init__(
         self,
@@ -37,6 +49,7 @@ class GatewayError(Exception):
         status: int | None = None,
         type: str | None = None,
         headers: dict[str, str] | None = None,
+        final: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -47,12 +60,14 @@ class GatewayError(Exception):
             self.status = status
         if type is not None:
             self.type = type
+        if final is not None:
+            self.final = final
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return {
             "error": {
-                "message": self.message,
+                "message": scrub(self.message),
                 "type": self.type,
                 "param": self.param,
                 "code": self.code,
@@ -65,7 +80,7 @@ class InvalidRequest(GatewayError):
 
 
 class AuthenticationFailed(GatewayError):
-    status, type, code = 401, "authentication_error", "invalid_api_key"
+    status, type, code, final = 401, "authentication_error", "invalid_api_key", True
 
 
 class NotFound(GatewayError):
@@ -81,7 +96,9 @@ class PayloadTooLarge(GatewayError):
 
 
 class RateLimited(GatewayError):
-    status, type, code = 429, "rate_limit_exceeded", "rate_limit_exceeded"
+    """The caller's own limit (daily requests, budget): it ends with the period, not in seconds."""
+
+    status, type, code, final = 429, "rate_limit_exceeded", "rate_limit_exceeded", True
 
 
 class UpstreamError(GatewayError):
@@ -109,12 +126,12 @@ class UpstreamError(GatewayError):
                 data = orjson.loads(body)
             except orjson.JSONDecodeError:
                 data = bytes(body).decode("utf-8", "replace")
-        message, code = None, None
+        message, code, kind, param = None, None, None, None
         if isinstance(data, dict):
             error = data.get("error")
             source = error if isinstance(error, dict) else data
             message = error if isinstance(error, str) else source.get("message")
-            code = source.get("code")
+            code, kind, param = source.get("code"), source.get("type"), source.get("param")
             detail = data.get("detail")
             if not message and isinstance(detail, str):
                 message = detail
@@ -127,11 +144,24 @@ class UpstreamError(GatewayError):
             message = data.strip()[:500]
         if not message:
             message = f"HTTP {status}"
-        return cls(f"{provider}: {message}", status=status, code=str(code) if code is not None else None)
+        return cls(
+            f"{provider}: {message}",
+            status=status,
+            code=str(code) if code is not None else None,
+            # A provider's own type is kept, but not the generic ones that say only "an error".
+            type=kind if isinstance(kind, str) and kind and kind != "error" else None,
+            param=param if isinstance(param, str) else None,
+        )
 
 
 class UpstreamUnreachable(GatewayError):
     status, type, code = 502, "bad_gateway", "upstream_unreachable"
+
+
+class ProviderAuthFailed(UpstreamUnreachable):
+    """The provider refused the gateway's own key (its 401/403): our misconfiguration, not the caller's."""
+
+    code, final = "provider_auth_failed", True
 
 
 class ServiceUnavailable(GatewayError):
@@ -153,6 +183,11 @@ _STATUS_TYPES = {
 }
 
 
+def clip(text: str, limit: int = 100) -> str:
+    """A client-supplied string shortened for a message or a log line."""
+    return text if len(text) <= limit else f"{text[:limit]}…(+{len(text) - limit} chars)"
+
+
 def status_type(status: int) -> str:
     """The OpenAI error `type` conventionally paired with an HTTP status."""
     return _STATUS_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
@@ -160,6 +195,8 @@ def status_type(status: int) -> str:
 
 def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response:
     merged = {**(headers or {}), **error.headers}
+    if error.final:
+        merged.update(NO_RETRY)
     return Response(
         orjson.dumps(error.body()),
         status_code=error.status,

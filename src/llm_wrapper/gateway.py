@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from .upstream import upstream_failures
 log = logging.getLogger(__name__)
 
 OVERHEAD_HEADER = "x-llm-wrapper-overhead-ms"
+REQUEST_ID = "x-request-id"
 
 
 class Answerer(Protocol):
@@ -99,15 +101,17 @@ class Gateway:
     async def chat(self, incoming: Incoming) -> Response:
         """Answer one chat completion request: admit and count the caller, then the rest."""
         grant = await self.auth.admit(incoming.authorization)
+        entry: dict[str, Any] = {
+            "user": grant.username, "model": None, "provider": None, "stream": False, "request_id": new_request_id(),
+        }
         try:
-            return await self._chat(incoming, grant)
+            return await self._chat(incoming, grant, entry)
         except GatewayError as error:
-            error.headers = {**self.auth.headers_for(grant), **error.headers}
+            error.headers = {**self.auth.headers_for(grant), REQUEST_ID: entry["request_id"], **error.headers}
             raise
 
-    async def _chat(self, incoming: Incoming, grant: Grant) -> Response:
+    async def _chat(self, incoming: Incoming, grant: Grant, entry: dict[str, Any]) -> Response:
         started = incoming.started
-        entry: dict[str, Any] = {"user": grant.username, "model": None, "provider": None, "stream": False}
         exchange: Exchange | None = None
         try:
             raw = await read_body(incoming.body, incoming.content_length, self.max_body_bytes)
@@ -127,6 +131,7 @@ class Gateway:
                     if answered is not None:
                         entry["provider"] = "local"
                         answered.headers.update(self.auth.headers_for(grant))
+                        answered.headers[REQUEST_ID] = entry["request_id"]
                         self._log(entry, answered.status_code, started, exchange)
                         return answered
             provider = self.registry.resolve(model)
@@ -134,11 +139,17 @@ class Gateway:
             call = provider.prepare(body, exchange)
             sent = time.perf_counter()
             assert provider.session is not None, "providers are started with the app"
-            response = await upstream.post(provider.session, provider.name, call.url, call.payload)
+            response = await upstream.post(
+                provider.session, provider.name, call.url, call.payload, key_env=provider.config.api_key_env
+            )
+            # The provider's own request id when it sends one (what its support asks for), else ours.
+            entry["request_id"] = response.headers.get(REQUEST_ID) or entry["request_id"]
             # A provider may answer a stream request with one JSON body: it is re-sent as a stream.
             whole = not stream or response.content_type == "application/json"
             if not whole:
-                headers = {**self.auth.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started)}
+                headers = {
+                    **self.auth.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started), REQUEST_ID: entry["request_id"]
+                }
                 return EventStreamResponse(
                     self._relay(provider, call, response, exchange, entry, started),
                     headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -150,9 +161,12 @@ class Gateway:
                 if stream:
                     out = completion_as_stream(orjson.loads(out), exchange)
             except ValueError as exc:
-                raise UpstreamUnreachable(f"{provider.name} answered garbage: {exc}.", code="bad_upstream_response") from None
+                raise UpstreamUnreachable(
+                    f"{provider.name} answered garbage: {exc}.", code="bad_upstream_response", final=True
+                ) from None
             headers = self.auth.headers_for(grant)
             headers[OVERHEAD_HEADER] = _ms(sent - started + time.perf_counter() - back)
+            headers[REQUEST_ID] = entry["request_id"]
             self._log(entry, 200, started, exchange)
             return Response(out, media_type="text/event-stream" if stream else "application/json", headers=headers)
         except GatewayError as error:
@@ -234,7 +248,8 @@ class Gateway:
 
 
 def parse_chat_body(raw: bytes) -> dict[str, Any]:
-    """The request body as a dict with a string `model` and a list of `messages`; else 400."""
+    """The request body as a dict with a string `model`, a list of message objects with a string
+    `role`, and a boolean `stream` if any; else 400 naming the field."""
     body = json_object(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -242,7 +257,18 @@ def parse_chat_body(raw: bytes) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' is required and must be a non-empty array.", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(f"messages[{i}] must be an object with a string 'role'.", param=f"messages[{i}]")
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):
+        raise InvalidRequest("'stream' must be true or false.", param="stream")
+    if body.get("stream_options") is not None and not isinstance(body["stream_options"], dict):
+        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
     return body
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
 
 
 def completion_as_stream(data: dict[str, Any], exchange: Exchange) -> bytes:

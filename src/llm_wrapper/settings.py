@@ -9,9 +9,10 @@ through `Settings.secret(name)`, from the same two sources.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr
@@ -72,7 +73,8 @@ class Settings(BaseSettings):
         None, description="Bearer key for the admin API; unset turns it off."
     )
     max_body_bytes: int = Field(
-        4 * 1024 * 1024, description="Largest request body accepted (413 above it)."
+        32 * 1024 * 1024,
+        description="Largest request body accepted (413 above it); vision requests carry images inline.",
     )
     db_pool_min_size: int = Field(1, description="PostgreSQL pool: connections kept open.")
     db_pool_max_size: int = Field(10, description="PostgreSQL pool: most connections per process.")
@@ -95,6 +97,17 @@ class Settings(BaseSettings):
         if value is None and name == "PARALLELAI_API_KEY":
             value = self.environ.get("PARALLEL_API_KEY") or None
         return value
+
+    def secret_values(self, key_names: Iterable[str]) -> list[str]:
+        """Every secret this process knows: the named provider keys, the Parallel, admin and
+        webhook keys, and the database password, for scrubbing from messages and logs."""
+        values = [self.secret(name) for name in key_names]
+        for field in (self.parallelai_api_key, self.parallel_api_key, self.llm_wrapper_admin_key,
+                      self.parallel_webhook_secret):
+            if field is not None:
+                values.append(field.get_secret_value())
+        values.append(urlsplit(self.database_url).password)
+        return [v for v in values if v]
 
     @property
     def parallel_key(self) -> str | None:

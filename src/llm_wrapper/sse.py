@@ -69,6 +69,23 @@ def last_boundary(data: bytes) -> int:
     return end
 
 
+def first_garbage(events: bytes) -> int:
+    """The offset of the first event whose data cannot be a JSON object (nor `[DONE]`), else -1.
+
+    A check per event (its first and last byte), not a parse: it catches the
+    garbage providers have sent at a cost the hot path does not notice.
+    """
+    at = 0
+    for block in events.split(b"\n\n"):
+        start = block.find(b"data:")
+        if start >= 0:
+            data = block[start + 5 :].strip()
+            if data[:1] != b"{" and data != b"[DONE]" or data[:1] == b"{" and data[-1:] != b"}":
+                return at
+        at += len(block) + 2
+    return -1
+
+
 def _parse(block: bytes) -> Event | None:
     data: list[bytes] = []
     name = b""

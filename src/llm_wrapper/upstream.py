@@ -3,6 +3,7 @@
     a timeout                               -> UpstreamTimeout      504
     a refused, reset or broken connection   -> UpstreamUnreachable  502
     an error status                         -> UpstreamError        the provider's status
+    401 or 403: our key was refused         -> ProviderAuthFailed   502 (never the caller's 401)
 
 `upstream_failures` is the one place transport exceptions become gateway
 errors: the chat path uses it with aiohttp's exceptions, the Parallel monitor
@@ -11,12 +12,15 @@ client with its SDK's (which are not aiohttp's).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import aiohttp
 
-from .errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from .errors import ProviderAuthFailed, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+
+log = logging.getLogger(__name__)
 
 Failures = tuple[type[BaseException], ...]
 
@@ -47,9 +51,12 @@ def upstream_failures(
 
 
 async def post(
-    session: aiohttp.ClientSession, provider: str, url: str, payload: bytes
+    session: aiohttp.ClientSession, provider: str, url: str, payload: bytes, *, key_env: str
 ) -> aiohttp.ClientResponse:
-    """POST `payload`; returns a 2xx-3xx response with its body unread, or raises the mapped error."""
+    """POST `payload`; returns a 2xx-3xx response with its body unread, or raises the mapped error.
+
+    `key_env` names the variable holding the provider's key, for the message when it is refused.
+    """
     with upstream_failures(provider):
         response = await session.post(url, data=payload)
     if response.status < 400:
@@ -60,6 +67,13 @@ async def post(
         body = b""
     finally:
         response.release()
+    if response.status in (401, 403):
+        # The provider's text is not passed on: it may echo the key.
+        log.error("%s refused the gateway's API key (HTTP %s): check %s", provider, response.status, key_env)
+        raise ProviderAuthFailed(
+            f"{provider} refused the gateway's API key (HTTP {response.status}); "
+            f"the operator must set a valid {key_env}."
+        )
     error = UpstreamError.from_body(provider, response.status, body)
     if "Retry-After" in response.headers:
         error.headers["Retry-After"] = response.headers["Retry-After"]

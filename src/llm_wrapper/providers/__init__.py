@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from ..config import ProviderConfig
-from ..errors import ModelNotFound, ServiceUnavailable
+from ..errors import ModelNotFound, ServiceUnavailable, clip
 from .base import Call, Exchange, Provider
 from .openai import OpenAIProvider
 from .parallel import ParallelProvider
@@ -77,12 +77,13 @@ class ProviderRegistry:
     def resolve(self, model: str) -> Provider:
         provider = self._by_model.get(model)
         if provider is None:
-            raise ModelNotFound(f"The model '{model}' does not exist or is not served here.", param="model")
+            raise ModelNotFound(f"The model '{clip(model)}' does not exist or is not served here.", param="model")
         if not provider.enabled:
             raise ServiceUnavailable(
                 f"The provider for model '{model}' ({provider.name}) is disabled: "
                 f"set {provider.config.api_key_env} to enable it.",
                 code="provider_disabled",
+                final=True,
             )
         return provider
 

@@ -25,7 +25,7 @@ import orjson
 
 from ..config import ProviderConfig
 from ..exchange import Exchange, StreamTranslator, chunk_shell, estimated_usage, usage_chunk
-from ..sse import DONE, EventSplitter, encode, last_boundary
+from ..sse import DONE, EventSplitter, encode, first_garbage, last_boundary
 
 __all__ = [
     "Call",
@@ -53,27 +53,43 @@ class Passthrough(StreamTranslator):
 
     An event's bytes are held back until its blank line arrives, so the client
     only ever sees whole events: if the upstream breaks off, the error event
-    that follows is read as an event of its own.
+    that follows is read as an event of its own. An event that cannot be JSON
+    ends the stream with an error event (raised after the events before it went
+    out) rather than reaching the client's JSON parser. When the gateway asked
+    for usage on the client's behalf, the usage chunk and the `"usage": null`
+    that providers then add to every chunk are kept from the client.
     """
 
-    __slots__ = ("_exchange", "_held", "_hide_usage", "_last", "_previous")
+    __slots__ = ("_error", "_exchange", "_held", "_hide_usage", "_last", "_previous")
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
         self._hide_usage = exchange.hide_usage
         self._held = b""
+        self._error: ValueError | None = None
         # The last two whole-event runs sent: the usage event is the last before [DONE].
         self._previous = b""
         self._last = b""
 
     def feed(self, piece: bytes) -> bytes:
+        if self._error is not None:
+            raise self._error
         data = self._held + piece if self._held else piece
         end = last_boundary(data)
         self._held = data[end:]
         out = data[:end] if end < len(data) else data
         if out:
-            if self._hide_usage and (b'"choices":[]' in out or b'"choices": []' in out):
-                out = self._without_usage_chunk(out)
+            bad = first_garbage(out)
+            if bad >= 0:
+                self._error = ValueError("the provider sent a stream event that is not JSON")
+                self._held, out = b"", out[:bad]
+                if not out:
+                    raise self._error
+            if self._hide_usage:
+                if b'"usage"' in out:
+                    out = out.replace(b',"usage":null', b"").replace(b', "usage": null', b"")
+                if b'"choices":[]' in out or b'"choices": []' in out:
+                    out = self._without_usage_chunk(out)
             self._previous, self._last = self._last, out
         return out
 
@@ -97,7 +113,11 @@ class Passthrough(StreamTranslator):
         return b"".join(kept)
 
     def end(self) -> bytes:
+        if self._error is not None:
+            raise self._error
         rest, self._held = self._held.strip(), b""
+        if rest and first_garbage(rest) >= 0:
+            raise ValueError("the provider sent a stream event that is not JSON")
         closing = rest + b"\n\n" if rest else b""
         tail = self._previous + self._last + closing
         if b'"usage"' in tail:

@@ -2,9 +2,12 @@
 
 Each stream chunk carries the new text in `delta` and the whole text so far in
 `message`, repeats `citations`/`search_results`, and has cumulative `usage`.
-The client gets clean OpenAI chunks: text once, the extras once (on the
-chunk that finishes the answer), and the last usage (as the usage chunk when
-the client asked for `stream_options.include_usage`).
+The client gets clean OpenAI chunks: text once, the extras on the first chunk
+that has them and again, complete, on the chunk that finishes the answer
+(openai-python's `stream(...).get_final_completion()` keeps top-level extras
+from the first chunk only; readers of the last chunk get the whole list), and
+the last usage (as the usage chunk when the client asked for
+`stream_options.include_usage`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ class PerplexityStream(ChunkRewriter):
         super().__init__(*args)
         self.extras: dict[str, Any] = {}  # the latest value of each extra
         self.sent: dict[int, int] = {}  # characters sent so far, per choice
-        self.extras_sent = False
+        self.extras_sent = False  # on the finishing chunk
+        self.extras_started = False  # on the first chunk that had them
 
     def fix_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        arrived = False
         for name in EXTRAS:
             if chunk.get(name):
                 self.extras[name] = chunk[name]
+                arrived = True
             chunk.pop(name, None)
         usage = chunk.pop("usage", None)
         if usage:
@@ -50,6 +56,9 @@ class PerplexityStream(ChunkRewriter):
         if finished and self.extras and not self.extras_sent:
             chunk.update(self.extras)
             self.extras_sent = True
+        elif arrived and not self.extras_started:
+            chunk.update(self.extras)
+        self.extras_started = self.extras_started or arrived
         return [chunk]
 
     def end_of_stream(self) -> list[dict[str, Any]]:
