@@ -22,6 +22,8 @@ class Exchange:
     completion_chars: int = 0
     # The gateway asked upstream for the usage chunk the client did not ask for: keep it from the client.
     hide_usage: bool = False
+    # Headers an adapter adds to the answer (e.g. to say a configured feature was skipped).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class StreamTranslator:

@@ -31,13 +31,14 @@ from .bodies import json_object, read_body
 from .errors import (
     GatewayError,
     InvalidRequest,
+    PayloadTooLarge,
     UpstreamUnreachable,
     sse_error_event,
 )
 from .exchange import Exchange
 from .providers import Call, Provider, ProviderRegistry
 from .sse import DONE, EventStreamResponse, encode
-from .tokens import Grant
+from .tokens import Grant, bearer_token
 from .upstream import upstream_failures
 
 log = logging.getLogger(__name__)
@@ -99,22 +100,36 @@ class Gateway:
         return list(listed.values())
 
     async def chat(self, incoming: Incoming) -> Response:
-        """Answer one chat completion request: admit and count the caller, then the rest."""
+        """Answer one chat completion request.
+
+        The body is read before the caller is admitted and counted, so an upload
+        that never arrives costs nothing; a body over the limit is still counted
+        (a refusal of the caller's own making), and a missing or malformed
+        Authorization header is refused before any of it is read.
+        """
+        bearer_token(incoming.authorization)
+        try:
+            raw = await read_body(incoming.body, incoming.content_length, self.max_body_bytes)
+        except PayloadTooLarge as error:
+            grant = await self.auth.admit(incoming.authorization)
+            refused = {"user": grant.username, "model": None, "provider": None, "stream": False}
+            self._log(refused, error.status, incoming.started, None)
+            error.headers = {**self.auth.headers_for(grant), **error.headers}
+            raise
         grant = await self.auth.admit(incoming.authorization)
         entry: dict[str, Any] = {
             "user": grant.username, "model": None, "provider": None, "stream": False, "request_id": new_request_id(),
         }
         try:
-            return await self._chat(incoming, grant, entry)
+            return await self._chat(raw, incoming, grant, entry)
         except GatewayError as error:
-            error.headers = {**self.auth.headers_for(grant), REQUEST_ID: entry["request_id"], **error.headers}
+            error.headers = {**self.auth.headers_for(grant), REQUEST_ID: str(entry["request_id"]), **error.headers}
             raise
 
-    async def _chat(self, incoming: Incoming, grant: Grant, entry: dict[str, Any]) -> Response:
+    async def _chat(self, raw: bytes, incoming: Incoming, grant: Grant, entry: dict[str, Any]) -> Response:
         started = incoming.started
         exchange: Exchange | None = None
         try:
-            raw = await read_body(incoming.body, incoming.content_length, self.max_body_bytes)
             body = parse_chat_body(raw)
             model: str = body["model"]
             stream = body.get("stream") is True
@@ -148,7 +163,8 @@ class Gateway:
             whole = not stream or response.content_type == "application/json"
             if not whole:
                 headers = {
-                    **self.auth.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started), REQUEST_ID: entry["request_id"]
+                    **self.auth.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started), REQUEST_ID: entry["request_id"],
+                    **exchange.headers,
                 }
                 return EventStreamResponse(
                     self._relay(provider, call, response, exchange, entry, started),
@@ -167,6 +183,8 @@ class Gateway:
             headers = self.auth.headers_for(grant)
             headers[OVERHEAD_HEADER] = _ms(sent - started + time.perf_counter() - back)
             headers[REQUEST_ID] = entry["request_id"]
+            if exchange.headers:
+                headers.update(exchange.headers)
             self._log(entry, 200, started, exchange)
             return Response(out, media_type="text/event-stream" if stream else "application/json", headers=headers)
         except GatewayError as error:

@@ -17,7 +17,9 @@ from .base import Call, ChunkRewriter, Exchange, Provider, chunk_shell, estimate
 def _flatten(content: Any) -> Any:
     if isinstance(content, list):
         return "\n".join(
-            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
         )
     return content
 

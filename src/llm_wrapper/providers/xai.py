@@ -24,12 +24,16 @@ from typing import Any
 
 import orjson
 
+from ..errors import InvalidRequest
 from ..translation.responses import ResponsesStream, responses_request, text_of, translate_answer
 from .base import Call, Exchange, Provider, StreamTranslator
 
 log = logging.getLogger(__name__)
 
 WEB_SOURCES = {"web", "news", "rss"}
+CHAT_ONLY = ("tools", "functions", "logprobs", "top_logprobs", "stop", "seed", "frequency_penalty",
+             "presence_penalty", "logit_bias")
+SEARCH_HEADER = "x-llm-wrapper-search"
 
 
 @dataclass(slots=True)
@@ -46,8 +50,11 @@ class XAIProvider(Provider):
         body = {k: v for k, v in body.items() if k != "search_parameters"}
         if not _wants_search(search) or not isinstance(search, dict):
             return Call(self.url(self.chat_path), orjson.dumps(body))
-        if _uses_functions(body):
-            log.warning("xAI search is not combined with client function tools; searching skipped")
+        check_search(search)
+        unsupported = chat_only_fields(body)
+        if unsupported:
+            # Never drop what the client asked for in silence: answer it without search, and say so.
+            exchange.headers[SEARCH_HEADER] = f"skipped: {', '.join(unsupported)} not supported with search"
             return Call(self.url(self.chat_path), orjson.dumps(body))
         exchange.prompt_chars = sum(
             len(text_of(m.get("content"))) for m in body["messages"] if isinstance(m, dict)
@@ -77,14 +84,36 @@ def _wants_search(search: Any) -> bool:
     return isinstance(search, dict) and search.get("mode", "auto") != "off"
 
 
-def _uses_functions(body: dict[str, Any]) -> bool:
-    """Client tools mean a tool-calling conversation: the client's contract wins over configured search."""
-    if body.get("tools") or body.get("functions"):
-        return True
-    return any(
+def chat_only_fields(body: dict[str, Any]) -> list[str]:
+    """What the client asked for that the Responses translation cannot carry (the client's
+    contract wins over configured search): function tools, several choices, logprobs, stops,
+    seeds, penalties."""
+    asked = [name for name in CHAT_ONLY if body.get(name) not in (None, False, [], {})]
+    if body.get("n") not in (None, 1):
+        asked.append("n")
+    if any(
         isinstance(m, dict) and (m.get("role") in ("tool", "function") or m.get("tool_calls"))
         for m in body.get("messages") or ()
-    )
+    ):
+        asked.append("tool messages")
+    return asked
+
+
+def check_search(search: dict[str, Any]) -> None:
+    """400 unless `search_parameters` has the shape Live Search documented."""
+    sources = search.get("sources")
+    if sources is not None and not (isinstance(sources, list) and all(isinstance(s, dict) for s in sources)):
+        raise InvalidRequest("'search_parameters.sources' must be an array of objects.", param="search_parameters")
+    for source in sources or ():
+        for name in ("allowed_websites", "excluded_websites", "included_x_handles", "excluded_x_handles", "x_handles"):
+            value = source.get(name)
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise InvalidRequest(
+                    f"'search_parameters.sources[].{name}' must be an array of strings.", param="search_parameters"
+                )
+    for name in ("from_date", "to_date"):
+        if search.get(name) is not None and not isinstance(search[name], str):
+            raise InvalidRequest(f"'search_parameters.{name}' must be a date string.", param="search_parameters")
 
 
 def search_tools(search: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import UpstreamError, UpstreamUnreachable
+from ..errors import InvalidRequest, UpstreamError, UpstreamUnreachable
 from ..exchange import Exchange, StreamTranslator, chunk_shell, estimated_usage, usage_chunk
 from ..sse import DONE, EventSplitter, encode
 
@@ -58,7 +58,10 @@ def _text_format(response_format: Any) -> dict[str, Any] | None:
     if not isinstance(response_format, dict) or response_format.get("type") == "text":
         return None
     if response_format.get("type") == "json_schema":
-        return {"type": "json_schema", **(response_format.get("json_schema") or {})}
+        schema = response_format.get("json_schema")
+        if not isinstance(schema, dict):
+            raise InvalidRequest("'response_format.json_schema' must be an object.", param="response_format")
+        return {"type": "json_schema", **schema}
     return response_format
 
 
