@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from prometheus_client import REGISTRY
 
 from llm_wrapper.analytics import AnalyticsLog
+from tests.fakes.openai_minimal import KEY_ENV, MODEL, minimal_openai_app, minimal_openai_config
+from tests.fakes.server import ThreadedServer
 from tests.fixtures.providers import KEYS, MAX_BODY_BYTES
+from tests.gateway_process import GatewayProcess
 
 
 def lines_for(path: Path, user: str, count: int, wait: float = 6.0) -> list[dict[str, Any]]:
@@ -109,3 +115,73 @@ def test_stream_usage_is_recorded_even_when_the_client_did_not_ask(gateway, fake
     assert [r.body["stream_options"]["include_usage"] for r in sent] == [True, True]
     records = lines_for(Path(gateway.env["LLM_WRAPPER_LOG_FILE"]), user, 2)
     assert [r["usage"]["total_tokens"] > 0 for r in records] == [True, True]
+
+
+def lost_lines() -> float:
+    return REGISTRY.get_sample_value("llm_wrapper_analytics_lines_lost_total") or 0.0
+
+
+def test_a_full_disk_drops_and_counts_lines_and_warns_once_per_outage(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "c.log"
+    log = AnalyticsLog(path)
+    full = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    healthy = os.dup(log._fd)
+    before = lost_lines()
+    with caplog.at_level(logging.INFO, logger="llm_wrapper.analytics"):
+        os.dup2(full, log._fd)  # the disk under the log fills up
+        for n in range(3):
+            log.record(user=f"lost{n}", status=200)  # outside a loop: written at once, and failing
+        os.dup2(healthy, log._fd)
+        log.record(user="kept", status=200)
+        os.dup2(full, log._fd)
+        log.record(user="lost3", status=200)
+    assert lost_lines() - before == 4
+    warnings = [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()]
+    assert len(warnings) == 2 and "No space left on device" in warnings[0]
+    assert [json.loads(line)["user"] for line in path.read_text().splitlines()] == ["kept"]
+    os.dup2(healthy, log._fd)
+    log.close()
+    os.close(full)
+    os.close(healthy)
+
+
+async def test_a_full_disk_never_fails_a_record_even_when_a_batch_is_flushed(tmp_path: Path) -> None:
+    log = AnalyticsLog(Path("/dev/full"))
+    before = lost_lines()
+    for n in range(AnalyticsLog.FLUSH_LINES + 1):  # the FLUSH_LINES-th record writes in the request's task
+        log.record(user=f"u{n}", status=200)
+    log.close()
+    assert lost_lines() - before == AnalyticsLog.FLUSH_LINES + 1
+
+
+def test_long_strings_are_cut_with_a_marker(tmp_path: Path) -> None:
+    path = tmp_path / "d.log"
+    log = AnalyticsLog(path)
+    log.record(user="u" * 300, model="m" * 256, usage={"note": ["x" * 1000]}, status=200)
+    log.close()
+    line = json.loads(path.read_text())
+    assert line["user"] == "u" * 256 + "…(+44 chars)"
+    assert line["model"] == "m" * 256
+    assert line["usage"] == {"note": ["x" * 256 + "…(+744 chars)"]}
+    assert line["status"] == 200
+
+
+def test_requests_succeed_when_the_log_cannot_be_written(tmp_path: Path) -> None:
+    provider = ThreadedServer(minimal_openai_app()).start()
+    gateway = GatewayProcess(tmp_path, {KEY_ENV: "sk-fake", "LLM_WRAPPER_LOG_FILE": "/dev/full"},
+                             config=minimal_openai_config(provider.url))
+    try:
+        token = gateway.add_token("full", rate_limit=100)
+        gateway.start()
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}) as http:
+            statuses = [http.post("/v1/chat/completions", json=body).status_code for _ in range(5)]
+            assert statuses == [200] * 5
+            deadline = time.monotonic() + 10
+            while "llm_wrapper_analytics_lines_lost_total 5.0" not in http.get("/metrics").text:
+                assert time.monotonic() < deadline, http.get("/metrics").text
+                time.sleep(0.2)
+    finally:
+        gateway.stop()
+        provider.stop()
+    assert gateway.logs().count("cannot write") == 1

@@ -326,3 +326,10 @@ def test_import_refuses_what_is_not_a_token_database(sqlite_tokens: Tokens, tmp_
         assert out.returncode == 2, out.stderr
         assert "\n" not in out.stderr.strip() and out.stderr.startswith("llm-wrapper: error:")
     assert row_count(tmp_path) == 1
+
+
+def test_a_setting_of_the_wrong_type_exits_2_with_one_line(sqlite_tokens: Tokens) -> None:
+    sqlite_tokens.env["MONITOR_TTL_HOURS"] = "abc"
+    out = sqlite_tokens.run("list")
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr.startswith("llm-wrapper: error: MONITOR_TTL_HOURS: ") and out.stderr.count("\n") == 1

@@ -42,6 +42,9 @@ STREAMS_IN_FLIGHT = Gauge(
     "llm_wrapper_streams_in_flight", "Streams being relayed now", multiprocess_mode="livesum"
 )
 WEBHOOKS = Counter("llm_wrapper_webhook_deliveries_total", "Monitor webhook deliveries", ["outcome"])
+ANALYTICS_LINES_LOST = Counter(
+    "llm_wrapper_analytics_lines_lost_total", "Analytics log lines dropped because writing them failed"
+)
 ACTIVE_MONITORS = Gauge(
     "llm_wrapper_active_monitors", "Active monitors in the store", multiprocess_mode="max"
 )

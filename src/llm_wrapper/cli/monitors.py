@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from .cli import BadArgument, cli, run_with_store, settings_of
-from .errors import GatewayError, InvalidRequest, ServiceUnavailable
-from .monitors.records import EVENT_TYPES, cadence_of, parse_frequency
-from .monitors.service import MonitorService
-from .store import Store
+from ..errors import GatewayError, InvalidRequest, NotFound, ServiceUnavailable
+from ..monitors.records import EVENT_TYPES, Monitor, cadence_of, parse_frequency
+from ..monitors.service import MonitorService
+from ..store import Store
+from .context import BadArgument, run_with_store, settings_of
+from .output import Cell, print_listing, say
 
 T = TypeVar("T")
 
@@ -84,16 +83,16 @@ def monitors_create(
     if not settings.parallel_key:
         raise BadArgument("monitors need a Parallel API key: set PARALLELAI_API_KEY")
 
-    async def work(service: MonitorService) -> tuple[Any, str | None]:
+    async def work(service: MonitorService) -> tuple[Monitor, str | None]:
         return await service.create(username, query, cadence, webhook_url=webhook_url, event_types=types or None)
 
     monitor, replaced = with_service(ctx, work)
     if as_json:
         click.echo(json.dumps({**monitor.to_json(), "cadence": cadence_of(monitor.frequency), "replaced": replaced}))
         return
-    click.echo(f"Created monitor {monitor.monitor_id} for {monitor.username} ({monitor.frequency}): {monitor.query}")
+    say(f"Created monitor {monitor.monitor_id} for {monitor.username} ({monitor.frequency}): {monitor.query}")
     if replaced:
-        click.echo(f"Deactivated the previous monitor {replaced}.")
+        say(f"Deactivated the previous monitor {replaced}.")
 
 
 @monitors.command("list")
@@ -102,19 +101,24 @@ def monitors_create(
 @click.pass_context
 def monitors_list(ctx: click.Context, username: str | None, as_json: bool) -> None:
     """Every monitor, newest first, with its state here and at Parallel."""
-    rows = [m.to_json() for m in with_service(ctx, lambda service: service.list(username))]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    table = Table(title=f"{len(rows)} monitor(s)", title_justify="left")
-    for column in ("monitor_id", "username", "query", "frequency", "created (UTC)", "status"):
-        table.add_column(column)
-    for row in rows:
-        status = "[green]active[/green]" if row["active"] else f"deactivated {row['deactivated_at']}"
-        if row["cancel_pending"]:
-            status += " [yellow](cancel pending at Parallel)[/yellow]"
-        table.add_row(row["monitor_id"], row["username"], row["query"], row["frequency"], row["created_at"], status)
-    Console().print(table)
+    print_listing(
+        [m.to_json() for m in with_service(ctx, lambda service: service.list(username))],
+        as_json=as_json, noun="monitor",
+        columns=("monitor_id", "username", "query", "frequency", "created (UTC)", "status"),
+        cells=lambda row: (row["monitor_id"], row["username"], row["query"], row["frequency"],
+                           row["created_at"], status(row)),
+    )
+
+
+def status(row: dict[str, object]) -> Cell:
+    """The status cell: active, or when it was deactivated; a cancel still owed to Parallel is said."""
+    if row["active"]:
+        text, style = "active", "green"
+    else:
+        text, style = f"deactivated {row['deactivated_at']}", ""
+    if row["cancel_pending"]:
+        text, style = f"{text} (cancel pending at Parallel)", "yellow"
+    return Cell(text, style)
 
 
 @monitors.command("deactivate")
@@ -122,14 +126,16 @@ def monitors_list(ctx: click.Context, username: str | None, as_json: bool) -> No
 @click.pass_context
 def monitors_deactivate(ctx: click.Context, monitor_id: str) -> None:
     """Deactivate a monitor here and cancel it at Parallel (retried by the sweep if that fails)."""
-    try:
-        monitor = with_service(ctx, lambda service: service.deactivate(monitor_id))
-    except click.ClickException as exc:
-        if "No monitor" in exc.message:
+
+    async def work(service: MonitorService) -> Monitor:
+        try:
+            return await service.deactivate(monitor_id)
+        except NotFound:
             raise BadArgument(f"no monitor {monitor_id!r}") from None
-        raise
+
+    monitor = with_service(ctx, work)
     note = " (the cancel at Parallel is pending; the sweep retries it)" if monitor.cancel_pending else ""
-    click.echo(f"Deactivated monitor {monitor.monitor_id} of {monitor.username}{note}.")
+    say(f"Deactivated monitor {monitor.monitor_id} of {monitor.username}{note}.")
 
 
 @monitors.command("sweep")
@@ -146,5 +152,3 @@ def monitors_sweep(ctx: click.Context, as_json: bool) -> None:
         + (f"; {len(report.cancel_failed)} cancel(s) failed and will be retried." if report.cancel_failed else ".")
     )
 
-
-cli.add_command(monitors)

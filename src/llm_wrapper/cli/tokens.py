@@ -1,29 +1,16 @@
-"""The `llm-wrapper` command: serve, tokens, monitors.
-
-Bad arguments print one line (`llm-wrapper: error: …`) and exit with status 2,
-having written nothing.
-"""
+"""`llm-wrapper tokens add|list|delete|import`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from .config import ConfigError
-from .errors import ServiceUnavailable
-from .settings import Settings, SettingsError, load_settings
-from .store import Store, open_store
-from .tokens import (
+from ..store import Store
+from ..tokens import (
     MAX_RATE_LIMIT,
     TokenInputError,
     TokenRecord,
@@ -34,58 +21,11 @@ from .tokens import (
     parse_expiry,
     utc_now,
 )
-
-T = TypeVar("T")
-
-
-class BadArgument(click.UsageError):
-    """A value the user gave is wrong; exit 2 with one line."""
+from .context import BadArgument, run_with_store, settings_of
+from .output import Cell, print_listing, say
 
 
-def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        store = open_store(settings)
-        try:
-            await store.migrate()
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.pass_context
-def cli(ctx: click.Context) -> None:
-    """llm-wrapper: an OpenAI-compatible LLM gateway."""
-    ctx.obj = None
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    if ctx.obj is None:
-        ctx.obj = load_settings()
-    return ctx.obj
-
-
-@cli.command()
-@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=None, help="Port (default $SERVER_PORT or 8080).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="Provider configuration (default $LLM_WRAPPER_CONFIG or ./config.json).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes.")
-@click.pass_context
-def serve(ctx: click.Context, host: str, port: int | None, config_path: Path | None, workers: int) -> None:
-    """Start the gateway."""
-    from .server import serve as run_server
-
-    run_server(settings_of(ctx), host=host, port=port, config_path=config_path, workers=workers)
-
-
-# tokens ------------------------------------------------------------------
-
-
-@cli.group()
+@click.group()
 def tokens() -> None:
     """Add, list, delete and import bearer tokens."""
 
@@ -112,7 +52,7 @@ def tokens_add(ctx: click.Context, username: str, expiry: str, rate_limit: int, 
         click.echo(json.dumps(issued.to_json()))
     else:
         expires = format_time(issued.expiry)
-        click.echo(f"Token for {issued.username} (expires {expires} UTC, {issued.rate_limit} requests a day):")
+        say(f"Token for {issued.username} (expires {expires} UTC, {issued.rate_limit} requests a day):")
         click.echo(issued.token)
         click.echo("Keep it now: it is stored only as a hash and cannot be shown again.", err=True)
 
@@ -121,23 +61,21 @@ def tokens_add(ctx: click.Context, username: str, expiry: str, rate_limit: int, 
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_context
 def tokens_list(ctx: click.Context, as_json: bool) -> None:
-    """Every token with its limit and usage (never the secret)."""
+    """Every token with its limit and usage (never the secret).
+
+    Piped, one tab-separated line per token under a header line; on a terminal, a table.
+    """
     records = run_with_store(settings_of(ctx), lambda store: store.list_tokens())
     now = utc_now()
-    rows = [r.to_json(now) for r in records]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    table = Table(title=f"{len(rows)} token(s)", title_justify="left")
-    for column in ("id", "username", "expiry (UTC)", "status", "today / limit", "lifetime"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
+    print_listing(
+        [r.to_json(now) for r in records], as_json=as_json, noun="token",
+        columns=("id", "username", "expiry (UTC)", "status", "today / limit", "lifetime"),
+        cells=lambda row: (
             row["id"], row["username"], row["expiry"] or "never",
-            "[red]expired[/red]" if row["expired"] else "[green]active[/green]",
-            f"{row['requests_today']} / {row['rate_limit']}", str(row["lifetime_requests"]),
-        )
-    Console().print(table)
+            Cell("expired", "red") if row["expired"] else Cell("active", "green"),
+            f"{row['requests_today']} / {row['rate_limit']}", row["lifetime_requests"],
+        ),
+    )
 
 
 @tokens.command("delete")
@@ -165,7 +103,7 @@ def tokens_delete(ctx: click.Context, token: str | None, token_id: str | None) -
     username = run_with_store(settings_of(ctx), work)
     if username is None:
         raise BadArgument("no such token")
-    click.echo(f"Deleted the token of {username}.")
+    say(f"Deleted the token of {username}.")
 
 
 @tokens.command("import")
@@ -223,28 +161,3 @@ def _original_record(row: sqlite3.Row) -> TokenRecord:
         lifetime_requests=int(row["lifetime_requests"] or 0) if "lifetime_requests" in keys else 0,
         created_at=datetime.now(UTC),
     )
-
-
-def main(argv: list[str] | None = None, prog_name: str = "llm-wrapper") -> None:
-    """Entry point: click, with errors kept to one line."""
-    try:
-        cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
-    except click.UsageError as exc:
-        click.echo(f"{prog_name}: error: {exc.format_message()}", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        click.echo(f"{prog_name}: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except SettingsError as exc:
-        click.echo(f"{prog_name}: error: {exc}", err=True)
-        sys.exit(2)
-    except (ServiceUnavailable, ConfigError) as exc:
-        click.echo(f"{prog_name}: error: {exc}", err=True)
-        sys.exit(1)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-
-
-from . import cli_monitors  # noqa: E402,F401  (registers `monitors`; it uses the helpers above)

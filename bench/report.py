@@ -1,0 +1,271 @@
+"""The report: targets and verdicts, the table, the machine, and the markdown for docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from .load import Run
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+TARGETS = {
+    "json_rps": 2000,
+    "sse_rps": 1500,
+    "json_cpu_ms": 0.5,
+    "sse_cpu_ms": 0.7,
+    "added_p50_ms": 1.0,
+    "rss_pct": 10.0,
+}
+
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def busy(run: Run) -> str:
+    """The share of one core the gateway used: well under 100% means it waited or was starved."""
+    if run.gateway_cpu_ms is None:
+        return "–"
+    return f"{run.rps * run.gateway_cpu_ms / 10:.0f}%"
+
+
+def table(runs: list[Run]) -> str:
+    head = (
+        "| load | path | conns | req/s | p50 ms | p90 ms | p99 ms | non-2xx | socket errors "
+        "| gateway CPU ms/req | gateway core busy | nginx CPU ms/req |"
+    )
+    lines = [head, "|" + "---|" * 12]
+    for r in runs:
+        lines.append(
+            f"| {r.mode.upper()} | {r.target} | {r.connections} | {fmt(r.rps, 0)} "
+            f"| {fmt(r.p50_ms, 3)} "
+            f"| {fmt(r.p90_ms, 3)} | {fmt(r.p99_ms, 3)} | {r.non2xx} | {r.socket_errors} "
+            f"| {fmt(r.gateway_cpu_ms, 3)} | {busy(r)} | {fmt(r.nginx_cpu_ms, 3)} |"
+        )
+    return "\n".join(lines)
+
+
+def find(runs: list[Run], mode: str, target: str, connections: int) -> Run | None:
+    return next(
+        (r for r in runs if (r.mode, r.target, r.connections) == (mode, target, connections)), None
+    )
+
+
+def verdicts(
+    runs: list[Run], soak: dict[str, float] | None
+) -> list[tuple[str, str, str, bool | None]]:
+    out: list[tuple[str, str, str, bool | None]] = []
+    for mode, key, cpu_key, what in (
+        ("json", "json_rps", "json_cpu_ms", "JSON request"),
+        ("sse", "sse_rps", "sse_cpu_ms", "20-chunk stream"),
+    ):
+        r = find(runs, mode, "gateway", 32)
+        if r is not None:
+            ok = r.rps >= TARGETS[key] and r.non2xx == 0 and r.socket_errors == 0
+            out.append(
+                (
+                    f"{mode.upper()} req/s, 32 connections, no errors",
+                    f"≥ {TARGETS[key]:,}",
+                    f"{r.rps:,.0f} ({r.non2xx + r.socket_errors} errors)",
+                    ok,
+                )
+            )
+            assert r.gateway_cpu_ms is not None
+            out.append(
+                (
+                    f"gateway CPU per {what}",
+                    f"≤ {TARGETS[cpu_key]} ms",
+                    f"{r.gateway_cpu_ms:.3f} ms",
+                    r.gateway_cpu_ms <= TARGETS[cpu_key],
+                )
+            )
+    for mode in ("json", "sse"):
+        g, d = find(runs, mode, "gateway", 1), find(runs, mode, "direct", 1)
+        if g and d:
+            added = g.p50_ms - d.p50_ms
+            out.append(
+                (
+                    f"added median latency, {mode.upper()}, 1 connection",
+                    f"≤ {TARGETS['added_p50_ms']} ms",
+                    f"{added:.3f} ms",
+                    added <= TARGETS["added_p50_ms"],
+                )
+            )
+    if soak:
+        out.append(
+            (
+                f"RSS change over {soak['requests']:,} requests",
+                f"within {TARGETS['rss_pct']:.0f}%",
+                f"{soak['rss_pct']:+.1f}%",
+                abs(soak["rss_pct"]) <= TARGETS["rss_pct"] and soak["requests"] >= 100_000,
+            )
+        )
+    return out
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    nginx = subprocess.run(
+        ["nginx", "-v"], capture_output=True, text=True, check=False
+    ).stderr.strip()
+    wrk_v = (
+        subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        .stdout.split("\n")[0]
+        .strip()
+    )
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "loadavg": Path("/proc/loadavg").read_text().split(" ")[0],
+        "python": platform.python_version(),
+        "uvicorn": version("uvicorn"),
+        "aiohttp": version("aiohttp"),
+        "fastapi": version("fastapi"),
+        "llm-wrapper": version("llm-wrapper"),
+        "nginx": nginx.split("/", 1)[-1],
+        "wrk": wrk_v.split(" ")[1] if " " in wrk_v else wrk_v,
+    }
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def layout(args: argparse.Namespace) -> str:
+    if not args.pin:
+        return "- Layout: nothing pinned (fewer than 2 CPUs)."
+    return (
+        f"- Layout: `llm-wrapper serve --workers 1` pinned to CPU {args.gateway_cpu}; nginx "
+        f"(1 worker) and wrk (1 thread) pinned to CPU {args.load_cpu}. {args.duration:g} s per "
+        "run. SQLite token store, analytics log on, a real token with a large daily limit."
+    )
+
+
+def report(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    runs: list[Run],
+    soak: dict[str, float] | None,
+    command: str,
+    profiles: list[dict[str, object]],
+) -> str:
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"Measured {date} with `{command}`.",
+        "",
+        (
+            f"- Machine: {info['nproc']} CPUs ({info['cpu']}), kernel {info['kernel']}, "
+            f"{info['os']}; 1-minute load average {info['loadavg']} when the run started."
+        ),
+        (
+            f"- Versions: Python {info['python']}, uvicorn {info['uvicorn']}, "
+            f"aiohttp {info['aiohttp']}, FastAPI {info['fastapi']}, "
+            f"llm-wrapper {info['llm-wrapper']}; nginx {info['nginx']}, wrk {info['wrk']}."
+        ),
+        layout(args),
+        "",
+        "### Targets",
+        "",
+        "| what | target | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for what, target, measured, ok in verdicts(runs, soak):
+        lines.append(f"| {what} | {target} | {measured} | {'yes' if ok else 'no'} |")
+    lines += ["", "### Throughput, latency and CPU", "", table(runs), ""]
+    lines.append(
+        '"direct" is wrk straight to nginx; "gateway" goes through llm-wrapper to the same nginx '
+        "location. CPU per request is utime + stime from `/proc/PID/stat` (children included) "
+        'over the run, divided by the requests wrk completed; "gateway core busy" is req/s × '
+        "CPU per request, the share of its one core the gateway used (well under 100% at 32 "
+        "connections means it was starved by other work on that core, or waiting)."
+    )
+    if soak:
+        lines += [
+            "",
+            "### Memory soak",
+            "",
+            (
+                f"{soak['requests']:,} requests (JSON and 20-chunk streams alternating, "
+                f"32 connections, {soak['seconds']:.0f} s, {soak['errors']} errors) after a "
+                f"warm-up of {soak['warmup_requests']:,}: worker RSS "
+                f"{soak['rss_before_kib'] / 1024:.1f} MiB after the warm-up, "
+                f"{soak['rss_after_kib'] / 1024:.1f} MiB after the soak ({soak['rss_pct']:+.1f}%)."
+            ),
+        ]
+    for profile in profiles:
+        run = profile["run"]
+        assert isinstance(run, Run)
+        lines += [
+            "",
+            f"### Profile (py-spy, {str(profile['mode']).upper()}, 32 connections)",
+            "",
+            (
+                f"{profile['samples']} samples at {run.rps:,.0f} req/s (the sampler itself costs "
+                "some throughput). Self time, top functions:"
+            ),
+            "",
+            "| function | % of samples |",
+            "|---|---|",
+        ]
+        lines += [f"| `{k}` | {v:.1f} |" for k, v in profile["self"]]  # type: ignore[attr-defined]
+        lines += ["", "Samples by thread:", "", "| thread | % of samples |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in profile["threads"]]  # type: ignore[attr-defined]
+        lines += [
+            "",
+            "Inclusive time in the gateway's own code:",
+            "",
+            "| function | % of samples |",
+            "|---|---|",
+        ]
+        ours = profile["ours_inclusive"]
+        lines += [f"| `{k}` | {v:.1f} |" for k, v in ours]  # type: ignore[attr-defined]
+    return "\n".join(lines)
+
+
+def update_doc(path: Path, body: str) -> None:
+    block = f"{BEGIN}\n{body}\n{END}"
+    if path.exists() and BEGIN in (text := path.read_text()) and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = DOC_HEAD + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+DOC_HEAD = """# Benchmarks
+
+`bench/run` measures what the gateway adds on top of a provider that answers at once: a local
+nginx returns a fixed chat completion (with usage) or a fixed stream of 20
+`chat.completion.chunk` events and `data: [DONE]`. It installs nginx and wrk when missing,
+starts everything on 127.0.0.1 in a temporary folder, and stops it all on exit.
+
+```
+bench/run                      # the full run: 8 load runs of 10 s, then a 100,000-request soak
+bench/run --duration 3 --no-soak   # a quick look (printed only; this file is left alone)
+bench/run --profile            # also py-spy profiles of a JSON and an SSE run (installs py-spy)
+```
+
+The section between the markers below is rewritten by each full run (default options,
+`--profile` allowed); the rest of this file is kept.
+
+"""
