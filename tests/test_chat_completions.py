@@ -1,8 +1,10 @@
 """`POST /v1/chat/completions` and `GET /v1/models`, in process: the openai SDK against
-`create_app(settings)` through an ASGI client, and the fake providers in their own wire formats
-on the same event loop (tests/fixtures/inprocess.py).
+`create_app(settings)` through an ASGI client, and the fake providers in their own recorded wire
+formats on the same event loop (tests/fixtures/inprocess.py).
 
-The real `llm-wrapper serve` process is exercised by tests/test_chat_e2e.py.
+The matrix runs over the adapter registry (`ADAPTERS`), and every adapter must have its recorded
+shapes in `tests/fixtures/<name>/`: a new adapter cannot ship untested. The real
+`llm-wrapper serve` process is exercised by tests/test_chat_e2e.py.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import uuid
 import openai
 import pytest
 
+from llm_wrapper.providers import ADAPTERS
+from tests.fakes import providers as fake
 from tests.fakes.providers import BASIS, CITATIONS, INTERACTION_ID, SEARCH_RESULTS, FakeProviders
 from tests.fixtures.inprocess import InProcessGateway
 from tests.fixtures.providers import (
+    ADAPTER_NAMES,
     DISABLED_KEY_ENV,
     KEY_ENV,
     KEYS,
@@ -24,7 +29,7 @@ from tests.fixtures.providers import (
     PERPLEXITY_EXTRA,
 )
 
-FLAVORS = list(MODELS)
+FLAVORS = ADAPTER_NAMES
 
 
 def ask(marker: str) -> list[dict[str, str]]:
@@ -33,6 +38,24 @@ def ask(marker: str) -> list[dict[str, str]]:
 
 def expected_text(flavor: str, marker: str) -> str:
     return f"Hello from {flavor}: {marker}"
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def test_every_adapter_has_recorded_shapes_and_is_served(name: str) -> None:
+    """Adding an adapter means recording its wire shapes; the fake then serves it as a flavor."""
+    folder = fake.FIXTURES / name
+    missing = [part for part in fake.PARTS if not (folder / part).is_file()]
+    assert not missing, f"record {name}'s wire shapes: tests/fixtures/{name}/ lacks {', '.join(missing)}"
+    assert name in fake.FLAVORS and name in MODELS
+    shapes = fake.recorded(name)
+    assert {"head", "piece", "tail", "done"} <= set(shapes.chunks), f"tests/fixtures/{name}/chunks.json"
+    reply = fake.Reply(name, "m", "one two three four")
+    assert "one two three four" in json.dumps(reply.completion()), f"tests/fixtures/{name}/completion.json"
+    assert len(reply.chunks(True)) >= 4
+
+
+def test_every_recorded_flavor_is_an_adapter() -> None:
+    assert set(fake.FLAVORS) == set(ADAPTERS), "a folder in tests/fixtures/ for no adapter, or the reverse"
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
@@ -95,7 +118,7 @@ async def test_streaming_through_every_adapter(
     assert received.body["stream"] is True
 
 
-@pytest.mark.parametrize("flavor", ["openai", "parallel", "perplexity"])
+@pytest.mark.parametrize("flavor", FLAVORS)
 async def test_stream_request_answered_with_one_json_body(sdk: openai.AsyncOpenAI, flavor: str) -> None:
     marker = f"whole {flavor}-{uuid.uuid4().hex[:8]}"
     stream = await sdk.chat.completions.create(

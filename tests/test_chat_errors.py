@@ -2,8 +2,9 @@
 broken streams, malformed and oversized requests. After each, the gateway still serves.
 
 The app runs in the test's event loop behind an ASGI client, the fake providers beside it on
-the same loop (tests/fixtures/inprocess.py). A client hanging up mid-stream needs a real
-server process and is in tests/test_chat_e2e.py.
+the same loop (tests/fixtures/inprocess.py); every adapter in the registry answers each fault
+in its own recorded error shape. A client hanging up mid-stream needs a real server process
+and is in tests/test_chat_e2e.py.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ import httpx
 import openai
 import pytest
 
+from llm_wrapper.providers import ADAPTERS
 from tests.fakes.providers import FakeProviders
 from tests.fixtures.inprocess import InProcessGateway
-from tests.fixtures.providers import MAX_BODY_BYTES, MODELS
+from tests.fixtures.providers import ADAPTER_NAMES, MAX_BODY_BYTES, MODELS
+
+# Adapters that parse and rewrite each stream chunk (the others pass the bytes on untouched).
+REWRITING = [name for name in ADAPTER_NAMES if ADAPTERS[name].stream_rewriter is not None]
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 STATUS_ERRORS = {
@@ -63,7 +68,7 @@ async def post(inproc: InProcessGateway, **kwargs: Any) -> httpx.Response:
 
 
 @pytest.mark.parametrize("status", [500, 429, 400])
-@pytest.mark.parametrize("flavor", ["openai", "perplexity", "together", "parallel"])
+@pytest.mark.parametrize("flavor", ADAPTER_NAMES)
 @pytest.mark.parametrize("stream", [False, True])
 async def test_upstream_error_passed_on(sdk: openai.AsyncOpenAI, flavor: str, status: int, stream: bool) -> None:
     with pytest.raises(STATUS_ERRORS[status]) as caught:
@@ -100,7 +105,7 @@ async def test_connection_refused_is_502(sdk: openai.AsyncOpenAI) -> None:
     await still_serves(sdk)
 
 
-@pytest.mark.parametrize("flavor", ["openai", "parallel", "sambanova"])
+@pytest.mark.parametrize("flavor", ADAPTER_NAMES)
 async def test_non_json_answer_is_502(sdk: openai.AsyncOpenAI, flavor: str) -> None:
     with pytest.raises(openai.InternalServerError) as caught:
         await sdk.chat.completions.create(model=MODELS[flavor], messages=ask(marked("badjson")))
@@ -131,7 +136,7 @@ async def consume(sdk: openai.AsyncOpenAI, model: str, command: str) -> tuple[st
     return text, None
 
 
-@pytest.mark.parametrize("flavor", ["openai", "perplexity", "together", "parallel"])
+@pytest.mark.parametrize("flavor", ADAPTER_NAMES)
 async def test_stream_cut_midway_raises_in_the_sdk(sdk: openai.AsyncOpenAI, flavor: str) -> None:
     text, error = await consume(sdk, MODELS[flavor], "cut")
     assert isinstance(error, openai.APIError), "a cut stream must not look complete"
@@ -148,7 +153,7 @@ async def test_stream_stalled_past_the_timeout_raises_in_the_sdk(sdk: openai.Asy
     await still_serves(sdk, "gpt-slow")
 
 
-@pytest.mark.parametrize("flavor", ["perplexity", "sambanova", "together", "parallel"])
+@pytest.mark.parametrize("flavor", REWRITING)
 async def test_stream_with_a_non_json_event_raises_in_the_sdk(sdk: openai.AsyncOpenAI, flavor: str) -> None:
     _, error = await consume(sdk, MODELS[flavor], "badjson")
     assert isinstance(error, openai.APIError) and not isinstance(error, openai.APIConnectionError)
@@ -156,7 +161,7 @@ async def test_stream_with_a_non_json_event_raises_in_the_sdk(sdk: openai.AsyncO
     await still_serves(sdk, MODELS[flavor])
 
 
-@pytest.mark.parametrize("flavor", ["openai", "together"])
+@pytest.mark.parametrize("flavor", ADAPTER_NAMES)
 async def test_upstream_error_event_reaches_the_sdk(sdk: openai.AsyncOpenAI, flavor: str) -> None:
     _, error = await consume(sdk, MODELS[flavor], "error")
     assert isinstance(error, openai.APIError) and "fake upstream broke" in error.message

@@ -108,6 +108,7 @@ class Received:
 
 @dataclass
 class FakeProviders:
+    url: str = ""  # where it listens, once started
     requests: list[Received] = field(default_factory=list)
     stream_ends: dict[str, str] = field(default_factory=dict)
 
