@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.providers",
+    "tests.fixtures.inprocess",
     "tests.fixtures.postgres",
     "tests.fixtures.parallel",
     "tests.fixtures.browser",

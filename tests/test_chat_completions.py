@@ -1,17 +1,26 @@
-"""`POST /v1/chat/completions` and `GET /v1/models` end to end: the openai SDK, the real
-gateway process, and the fake providers in their own wire formats."""
+"""`POST /v1/chat/completions` and `GET /v1/models`, in process: the openai SDK against
+`create_app(settings)` through an ASGI client, and the fake providers in their own recorded wire
+formats on the same event loop (tests/fixtures/inprocess.py).
+
+The matrix runs over the adapter registry (`ADAPTERS`), and every adapter must have its recorded
+shapes in `tests/fixtures/<name>/`: a new adapter cannot ship untested. The real
+`llm-wrapper serve` process is exercised by tests/test_chat_e2e.py.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
 
-import httpx
 import openai
 import pytest
 
-from tests.fakes.providers import BASIS, CITATIONS, INTERACTION_ID, SEARCH_RESULTS
+from llm_wrapper.providers import ADAPTERS
+from tests.fakes import providers as fake
+from tests.fakes.providers import BASIS, CITATIONS, INTERACTION_ID, SEARCH_RESULTS, FakeProviders
+from tests.fixtures.inprocess import InProcessGateway
 from tests.fixtures.providers import (
+    ADAPTER_NAMES,
     DISABLED_KEY_ENV,
     KEY_ENV,
     KEYS,
@@ -20,7 +29,7 @@ from tests.fixtures.providers import (
     PERPLEXITY_EXTRA,
 )
 
-FLAVORS = list(MODELS)
+FLAVORS = ADAPTER_NAMES
 
 
 def ask(marker: str) -> list[dict[str, str]]:
@@ -31,10 +40,28 @@ def expected_text(flavor: str, marker: str) -> str:
     return f"Hello from {flavor}: {marker}"
 
 
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def test_every_adapter_has_recorded_shapes_and_is_served(name: str) -> None:
+    """Adding an adapter means recording its wire shapes; the fake then serves it as a flavor."""
+    folder = fake.FIXTURES / name
+    missing = [part for part in fake.PARTS if not (folder / part).is_file()]
+    assert not missing, f"record {name}'s wire shapes: tests/fixtures/{name}/ lacks {', '.join(missing)}"
+    assert name in fake.FLAVORS and name in MODELS
+    shapes = fake.recorded(name)
+    assert {"head", "piece", "tail", "done"} <= set(shapes.chunks), f"tests/fixtures/{name}/chunks.json"
+    reply = fake.Reply(name, "m", "one two three four")
+    assert "one two three four" in json.dumps(reply.completion()), f"tests/fixtures/{name}/completion.json"
+    assert len(reply.chunks(True)) >= 4
+
+
+def test_every_recorded_flavor_is_an_adapter() -> None:
+    assert set(fake.FLAVORS) == set(ADAPTERS), "a folder in tests/fixtures/ for no adapter, or the reverse"
+
+
 @pytest.mark.parametrize("flavor", FLAVORS)
-def test_non_streaming_through_every_adapter(client: openai.OpenAI, fake_providers, flavor: str) -> None:
+async def test_non_streaming_through_every_adapter(sdk: openai.AsyncOpenAI, fakes: FakeProviders, flavor: str) -> None:
     marker = f"plain-{flavor}-{uuid.uuid4().hex[:8]}"
-    answer = client.chat.completions.create(model=MODELS[flavor], messages=ask(marker))
+    answer = await sdk.chat.completions.create(model=MODELS[flavor], messages=ask(marker))
     assert answer.object == "chat.completion"
     assert answer.model == MODELS[flavor]
     assert answer.id and isinstance(answer.created, int)
@@ -48,19 +75,20 @@ def test_non_streaming_through_every_adapter(client: openai.OpenAI, fake_provide
     if flavor == "parallel":
         assert answer.id.startswith("chatcmpl-")
         assert extra["basis"] == BASIS and extra["interaction_id"] == INTERACTION_ID
-    received = fake_providers.one(marker)
+    received = fakes.one(marker)
     assert received.flavor == flavor
     assert received.path == f"/{flavor}/chat/completions"
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
 @pytest.mark.parametrize("include_usage", [True, False])
-def test_streaming_through_every_adapter(
-    client: openai.OpenAI, fake_providers, flavor: str, include_usage: bool
+async def test_streaming_through_every_adapter(
+    sdk: openai.AsyncOpenAI, fakes: FakeProviders, flavor: str, include_usage: bool
 ) -> None:
     marker = f"stream-{flavor}-{include_usage}-{uuid.uuid4().hex[:8]}"
     options = {"stream_options": {"include_usage": True}} if include_usage else {}
-    chunks = list(client.chat.completions.create(model=MODELS[flavor], messages=ask(marker), stream=True, **options))
+    stream = await sdk.chat.completions.create(model=MODELS[flavor], messages=ask(marker), stream=True, **options)
+    chunks = [chunk async for chunk in stream]
     assert chunks, "no chunks"
     text = "".join(c.delta.content or "" for chunk in chunks for c in chunk.choices)
     assert text == expected_text(flavor, marker)  # exactly once: never the cumulative `message` too
@@ -87,40 +115,44 @@ def test_streaming_through_every_adapter(
         assert chunks[0].id.startswith("chatcmpl-")
         assert (chunks[0].model_extra or {}).get("interaction_id") == INTERACTION_ID
         assert "basis" in (chunks[0].model_extra or {})
-    received = fake_providers.one(marker)
+    received = fakes.one(marker)
     assert received.body["stream"] is True
 
 
-@pytest.mark.parametrize("flavor", ["openai", "parallel", "perplexity"])
-def test_stream_request_answered_with_one_json_body(client: openai.OpenAI, flavor: str) -> None:
+@pytest.mark.parametrize("flavor", FLAVORS)
+async def test_stream_request_answered_with_one_json_body(sdk: openai.AsyncOpenAI, flavor: str) -> None:
     marker = f"whole {flavor}-{uuid.uuid4().hex[:8]}"
-    chunks = list(client.chat.completions.create(
+    stream = await sdk.chat.completions.create(
         model=MODELS[flavor], messages=ask(marker), stream=True, stream_options={"include_usage": True}
-    ))
+    )
+    chunks = [chunk async for chunk in stream]
     assert "".join(c.delta.content or "" for chunk in chunks for c in chunk.choices) == expected_text(flavor, marker)
     assert [c.finish_reason for chunk in chunks for c in chunk.choices] == ["stop"]
     assert {chunk.object for chunk in chunks} == {"chat.completion.chunk"} and len({c.id for c in chunks}) == 1
     assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
     if flavor == "perplexity":
-        assert chunks[0].model_extra["citations"] == CITATIONS
-
-
-def test_streams_end_with_a_single_done(gateway, token: str) -> None:
-    for flavor in FLAVORS:
-        body = {"model": MODELS[flavor], "messages": ask(f"done-{flavor}"), "stream": True}
-        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=20,
-                              headers={"Authorization": f"Bearer {token}"})
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.text.endswith("data: [DONE]\n\n"), flavor
-        assert response.text.count("[DONE]") == 1, flavor
+        assert (chunks[0].model_extra or {})["citations"] == CITATIONS
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
-def test_forwarded_request(client: openai.OpenAI, fake_providers, token: str, flavor: str) -> None:
+async def test_streams_end_with_a_single_done(inproc: InProcessGateway, flavor: str) -> None:
+    body = {"model": MODELS[flavor], "messages": ask(f"done-{flavor}"), "stream": True}
+    response = await inproc.http.post(
+        "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {inproc.token}"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text.endswith("data: [DONE]\n\n"), flavor
+    assert response.text.count("[DONE]") == 1, flavor
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+async def test_forwarded_request(
+    sdk: openai.AsyncOpenAI, fakes: FakeProviders, inproc: InProcessGateway, flavor: str
+) -> None:
     marker = f"forward-{flavor}-{uuid.uuid4().hex[:8]}"
-    client.chat.completions.create(model=MODELS[flavor], messages=ask(marker), temperature=0.9, max_tokens=50)
-    received = fake_providers.one(marker)
+    await sdk.chat.completions.create(model=MODELS[flavor], messages=ask(marker), temperature=0.9, max_tokens=50)
+    received = fakes.one(marker)
     assert received.headers["Authorization"] == f"Bearer {KEYS[KEY_ENV[flavor]]}"
     assert received.headers["Content-Type"] == "application/json"
     body = received.body
@@ -135,73 +167,74 @@ def test_forwarded_request(client: openai.OpenAI, fake_providers, token: str, fl
         assert body["search_mode"] == PERPLEXITY_EXTRA["search_mode"]
     # Nothing of the caller's credentials goes upstream.
     everything = json.dumps(received.headers) + received.raw.decode()
-    assert token not in everything and "llmw_" not in everything
+    assert inproc.token not in everything and "llmw_" not in everything
     for name, key in KEYS.items():
         if name != KEY_ENV[flavor]:
             assert key not in everything
 
 
-def test_models_lists_the_enabled_providers_models(client: openai.OpenAI) -> None:
-    models = {m.id: m for m in client.models.list()}
+async def test_models_lists_the_enabled_providers_models(sdk: openai.AsyncOpenAI) -> None:
+    models = {m.id: m async for m in sdk.models.list()}
     assert set(MODELS.values()) | {"speed", "gpt-slow", "gpt-down"} == set(models)
     assert "together-off" not in models
     assert models["gpt-test"].owned_by == "openai" and models["gpt-test"].object == "model"
 
 
-def test_unknown_model_is_404_model_not_found(client: openai.OpenAI) -> None:
+async def test_unknown_model_is_404_model_not_found(sdk: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
-        client.chat.completions.create(model="no-such-model", messages=ask("x"))
+        await sdk.chat.completions.create(model="no-such-model", messages=ask("x"))
     assert caught.value.status_code == 404
     assert caught.value.code == "model_not_found"
     assert "no-such-model" in caught.value.message
 
 
-def test_disabled_provider_is_503_naming_its_variable(client: openai.OpenAI, fake_providers) -> None:
+async def test_disabled_provider_is_503_naming_its_variable(sdk: openai.AsyncOpenAI, fakes: FakeProviders) -> None:
     marker = f"disabled-{uuid.uuid4().hex[:8]}"
     with pytest.raises(openai.InternalServerError) as caught:
-        client.chat.completions.create(model="together-off", messages=ask(marker))
+        await sdk.chat.completions.create(model="together-off", messages=ask(marker))
     assert caught.value.status_code == 503
     assert DISABLED_KEY_ENV in caught.value.message
-    assert fake_providers.received(marker) == []
+    assert fakes.received(marker) == []
 
 
-def test_overhead_and_ratelimit_headers_on_answers(client: openai.OpenAI) -> None:
-    raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=ask("headers"))
+async def test_overhead_and_ratelimit_headers_on_answers(sdk: openai.AsyncOpenAI) -> None:
+    raw = await sdk.chat.completions.with_raw_response.create(model="gpt-test", messages=ask("headers"))
     assert float(raw.headers["x-llm-wrapper-overhead-ms"]) >= 0
     assert int(raw.headers["x-ratelimit-limit-requests"]) == 100000
     assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
-    with client.chat.completions.with_streaming_response.create(
+    async with sdk.chat.completions.with_streaming_response.create(
         model="sonar-test", messages=ask("headers"), stream=True
     ) as streamed:
         assert float(streamed.headers["x-llm-wrapper-overhead-ms"]) >= 0
         assert "x-ratelimit-remaining-requests" in streamed.headers
-        assert "".join(c.choices[0].delta.content or "" for c in streamed.parse() if c.choices)
+        chunks = [c async for c in await streamed.parse()]
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
-def test_ratelimit_remaining_counts_down_then_429(gateway) -> None:
-    token = gateway.add_token("carol", rate_limit=3)
+async def test_ratelimit_remaining_counts_down_then_429(inproc: InProcessGateway) -> None:
+    token = await inproc.add_token("carol", rate_limit=3)
     headers = {"Authorization": f"Bearer {token}"}
     body = {"model": "gpt-test", "messages": ask("count")}
     seen = []
     for _ in range(3):
-        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=20)
+        response = await inproc.http.post("/v1/chat/completions", json=body, headers=headers)
         assert response.status_code == 200
         assert response.headers["x-ratelimit-limit-requests"] == "3"
         seen.append(response.headers["x-ratelimit-remaining-requests"])
     assert seen == ["2", "1", "0"]
-    refused = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=20)
+    refused = await inproc.http.post("/v1/chat/completions", json=body, headers=headers)
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) > 0
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     assert set(refused.json()["error"]) == {"message", "type", "param", "code"}
     # Listing models is not a chat completion: not counted, still answered.
-    listed = httpx.get(f"{gateway.url}/v1/models", headers=headers, timeout=20)
+    listed = await inproc.http.get("/v1/models", headers=headers)
     assert listed.status_code == 200 and listed.headers["x-ratelimit-remaining-requests"] == "0"
 
 
-def test_missing_or_bad_token_is_401(gateway) -> None:
+async def test_missing_or_bad_token_is_401(inproc: InProcessGateway) -> None:
     body = {"model": "gpt-test", "messages": ask("who")}
     for headers in ({}, {"Authorization": "Bearer llmw_not-a-real-token"}, {"Authorization": "Basic abc"}):
-        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=20)
+        response = await inproc.http.post("/v1/chat/completions", json=body, headers=headers)
         assert response.status_code == 401
         assert set(response.json()["error"]) == {"message", "type", "param", "code"}

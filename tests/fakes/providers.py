@@ -1,16 +1,23 @@
-"""A fake of every chat provider, speaking each one's own wire format.
+"""A fake of every chat provider, speaking each one's wire format as recorded in its folder
+`tests/fixtures/<flavor>/` (a flavor is a folder with these files; `POST /{flavor}/chat/completions`
+serves it, non-streaming and SSE):
 
-`POST /{flavor}/chat/completions` for the flavors openai, xai (plain OpenAI),
-perplexity, sambanova, together and parallel, non-streaming and SSE:
+    completion.json   the non-streaming answer
+    chunks.json       the stream: the `head` chunks, one `piece` chunk per piece of the answer
+                      (`last_piece`, when given, for the last one), the `tail` chunks, the
+                      `usage` chunk (sent only when the request asks for
+                      `stream_options.include_usage`), and `done`: whether `data: [DONE]` ends it
+    error.json        the body of an error answer
 
-- perplexity: chunks carry the text so far in `message` beside `delta`, a
-  cumulative `usage`, and `citations`/`search_results` on every chunk;
-- sambanova: `created` is a float; with `include_usage`, a usage-only chunk
-  with `choices: []` and SambaNova's extra usage keys;
-- together: `finish_reason: "eos"`, `token_id` in deltas, usage on the last
-  content chunk and null before it;
-- parallel: empty `id`, `object`, `model`, `finish_reason` and usage, plus
-  `basis` and `interaction_id`; no `[DONE]`.
+String values may hold placeholders, filled in by `fill`: a value that is exactly `"{name}"`
+becomes the value itself (so a count stays a number); otherwise `{name}` is replaced in the text.
+
+    {model}                  the model the request named
+    {text}                   the whole answer
+    {piece} {so_far} {n}     in a piece chunk: its piece, the answer up to it, its number (from 1)
+    {completion_tokens}      the pieces so far (the whole answer's, outside a piece chunk)
+    {total_tokens}           PROMPT_TOKENS + completion_tokens
+    {message} {type} {status}  in error.json: the fake's message, OpenAI's error type, the status
 
 The last user message chooses a behaviour by its first word (anything else is
 a normal answer: `Hello from <flavor>: <the message>`, in pieces):
@@ -22,7 +29,7 @@ a normal answer: `Hello from <flavor>: <the message>`, in pieces):
                (non-streaming: a body shorter than its Content-Length)
     badjson    200 with a body that is not JSON (streaming: one event that is not JSON)
     whole      answer a stream request with one JSON completion, as if `stream` were false
-    error      stream one chunk, then a `data: {"error": ...}` event
+    error      stream two chunks, then a `data: {"error": ...}` event
     long       stream a chunk every 50 ms for `LONG_SECONDS`; `stream_ends[message]`
                says whether it "completed" or saw the client go away ("gone")
 
@@ -32,30 +39,58 @@ Every request is recorded in `requests` (path, flavor, headers, body).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-FLAVORS = ("openai", "xai", "perplexity", "sambanova", "together", "parallel")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PARTS = ("completion.json", "chunks.json", "error.json")
+FLAVORS = tuple(sorted(path.parent.name for path in FIXTURES.glob("*/completion.json")))
 SLOW_SECONDS = 6.0
 LONG_SECONDS = 15.0
-CREATED = 1_760_000_000
-CITATIONS = ["https://example.org/a", "https://example.org/b"]
-SEARCH_RESULTS = [
-    {"title": "A", "url": "https://example.org/a", "date": "2026-01-01", "snippet": "first"},
-    {"title": "B", "url": "https://example.org/b", "date": None, "snippet": "second"},
-]
-BASIS = [
-    {
-        "field": "content",
-        "citations": [{"url": "https://example.org/p", "title": "P", "excerpts": ["x"]}],
-        "reasoning": "because",
-        "confidence": "high",
-    }
-]
-INTERACTION_ID = "pi_fake_interaction"
+PROMPT_TOKENS = 11
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One provider's wire shapes, as recorded in `tests/fixtures/<flavor>/`."""
+
+    completion: dict[str, Any]
+    chunks: dict[str, Any]
+    error: dict[str, Any]
+
+
+@functools.cache
+def recorded(flavor: str) -> Recorded:
+    folder = FIXTURES / flavor
+    return Recorded(*(json.loads((folder / part).read_text()) for part in PARTS))
+
+
+def fill(template: Any, values: dict[str, Any]) -> Any:
+    """The template with its `{name}` placeholders filled in from `values` (in one pass)."""
+    if isinstance(template, dict):
+        return {key: fill(value, values) for key, value in template.items()}
+    if isinstance(template, list):
+        return [fill(value, values) for value in template]
+    if not isinstance(template, str):
+        return template
+    whole = re.fullmatch(r"\{(\w+)\}", template)
+    if whole and whole[1] in values:
+        return values[whole[1]]
+    return re.sub(r"\{(\w+)\}", lambda m: str(values[m[1]]) if m[1] in values else m[0], template)
+
+
+# What the tests compare answers with, as the recordings have them.
+CITATIONS = recorded("perplexity").completion["citations"]
+SEARCH_RESULTS = recorded("perplexity").completion["search_results"]
+BASIS = recorded("parallel").completion["basis"]
+INTERACTION_ID = recorded("parallel").completion["interaction_id"]
 
 
 @dataclass
@@ -73,6 +108,7 @@ class Received:
 
 @dataclass
 class FakeProviders:
+    url: str = ""  # where it listens, once started
     requests: list[Received] = field(default_factory=list)
     stream_ends: dict[str, str] = field(default_factory=dict)
 
@@ -132,12 +168,10 @@ class FakeProviders:
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        events = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in reply.chunks(include_usage)]
-        if reply.flavor != "parallel":
-            events.append(b"data: [DONE]\n\n")
+        events = reply.events(include_usage)
         if command in ("cut", "stall", "error", "badjson"):
-            for event in events[:2]:
-                await response.write(event)
+            for piece in events[:2]:
+                await response.write(piece)
             await asyncio.sleep(0.05)
             if command == "cut":
                 await response.write(events[2][: len(events[2]) // 2])
@@ -148,16 +182,15 @@ class FakeProviders:
                 await pause(request, SLOW_SECONDS)
             elif command == "error":
                 failure = {"error": {"message": "fake upstream broke", "type": "server_error", "code": None}}
-                await response.write(b"data: " + json.dumps(failure).encode() + b"\n\n")
+                await response.write(event(failure))
                 return response
             elif command == "badjson":
-                await response.write(b"data: {this is not json\n\n")
-                await response.write(b"data: [DONE]\n\n")
+                await response.write(b"data: {this is not json\n\n" + DONE)
                 return response
         if command == "long":
             return await self._long(request, response, reply, text)
-        for event in events:
-            await response.write(event)
+        for piece in events:
+            await response.write(piece)
         await response.write_eof()
         return response
 
@@ -166,10 +199,10 @@ class FakeProviders:
     ) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LONG_SECONDS
-        chunk = reply.chunks(False)[0]
+        first = reply.events(False)[0]
         try:
             while loop.time() < deadline:
-                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                await response.write(first)
                 await asyncio.sleep(0.05)
         except (ConnectionError, asyncio.CancelledError):
             self.stream_ends[text] = "gone"
@@ -210,132 +243,61 @@ def split_reply(text: str) -> list[str]:
     return pieces
 
 
+def event(chunk: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
 def error_response(flavor: str, status: int) -> web.Response:
-    message = f"fake {flavor} says {status}"
-    if flavor == "parallel":
-        body: dict[str, Any] = {"type": "error", "error": {"ref_id": "ref_fake", "message": message}}
-    else:
-        kind = {400: "invalid_request_error", 429: "rate_limit_exceeded"}.get(status, "server_error")
-        body = {"error": {"message": message, "type": kind, "param": None, "code": f"fake_{status}"}}
+    kind = {400: "invalid_request_error", 429: "rate_limit_exceeded"}.get(status, "server_error")
+    values = {"message": f"fake {flavor} says {status}", "type": kind, "status": status}
     headers = {"Retry-After": "7"} if status == 429 else None
-    return web.json_response(body, status=status, headers=headers)
+    return web.json_response(fill(recorded(flavor).error, values), status=status, headers=headers)
 
 
 @dataclass
 class Reply:
-    """One answer, rendered in a provider's shapes."""
+    """One answer, rendered in a provider's recorded shapes."""
 
     flavor: str
     model: str
     text: str
-    prompt_tokens: int = 11
 
     @property
     def pieces(self) -> list[str]:
         return split_reply(self.text)
 
-    def usage(self, completion_tokens: int) -> dict[str, Any]:
-        usage: dict[str, Any] = {
-            "prompt_tokens": self.prompt_tokens,
+    def _values(self, completion_tokens: int, **more: Any) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "text": self.text,
             "completion_tokens": completion_tokens,
-            "total_tokens": self.prompt_tokens + completion_tokens,
+            "total_tokens": PROMPT_TOKENS + completion_tokens,
+            **more,
         }
-        if self.flavor == "perplexity":
-            usage |= {"citation_tokens": 3, "num_search_queries": 1, "search_context_size": "low"}
-        elif self.flavor == "sambanova":
-            usage |= {"time_to_first_token": 0.01, "total_latency": 0.2, "is_last_response": True}
-        return usage
+
+    def usage(self, completion_tokens: int) -> dict[str, Any]:
+        """The usage the provider reports after `completion_tokens` pieces."""
+        return fill(recorded(self.flavor).completion["usage"], self._values(completion_tokens))
 
     def completion(self) -> dict[str, Any]:
-        message = {"role": "assistant", "content": self.text}
-        if self.flavor == "parallel":
-            return {
-                "id": "", "object": "", "created": CREATED, "model": "",
-                "choices": [{"index": 0, "message": message, "finish_reason": None}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                "basis": BASIS, "interaction_id": INTERACTION_ID,
-            }
-        data: dict[str, Any] = {
-            "id": f"{self.flavor}-cmpl-1", "object": "chat.completion", "created": CREATED,
-            "model": self.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
-            "usage": self.usage(len(self.pieces)),
-        }
-        if self.flavor == "perplexity":
-            data |= {"citations": CITATIONS, "search_results": SEARCH_RESULTS}
-        elif self.flavor == "sambanova":
-            data |= {"created": CREATED + 0.625, "system_fingerprint": "fastcoe"}
-        elif self.flavor == "together":
-            data["choices"][0]["finish_reason"] = "eos"
-            data |= {"prompt": [], "warnings": []}
-        return data
+        return fill(recorded(self.flavor).completion, self._values(len(self.pieces)))
 
     def chunks(self, include_usage: bool) -> list[dict[str, Any]]:
-        return getattr(self, f"_chunks_{self.flavor}", self._chunks_openai)(include_usage)
-
-    def _shell(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        return {
-            "id": f"{self.flavor}-chunk-1", "object": "chat.completion.chunk", "created": CREATED,
-            "model": self.model, "choices": choices, **extra,
-        }
-
-    def _chunks_openai(self, include_usage: bool) -> list[dict[str, Any]]:
-        null_usage = {"usage": None} if include_usage else {}
-        deltas = [{"role": "assistant", "content": ""}] + [{"content": p} for p in self.pieces]
-        chunks = [
-            self._shell([{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}], **null_usage)
-            for d in deltas
-        ]
-        chunks.append(self._shell([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}], **null_usage))
-        if include_usage:
-            chunks.append(self._shell([], usage=self.usage(len(self.pieces))))
-        return chunks
-
-    def _chunks_perplexity(self, include_usage: bool) -> list[dict[str, Any]]:
-        chunks, so_far = [], ""
+        stream = recorded(self.flavor).chunks
         pieces = self.pieces
+        whole = self._values(len(pieces))
+        chunks = [fill(chunk, whole) for chunk in stream["head"]]
+        so_far = ""
         for n, piece in enumerate(pieces, 1):
             so_far += piece
-            choice = {
-                "index": 0,
-                "delta": {"role": "assistant", "content": piece},
-                "message": {"role": "assistant", "content": so_far},
-                "finish_reason": "stop" if n == len(pieces) else None,
-            }
-            chunks.append(self._shell(
-                [choice], usage=self.usage(n), citations=CITATIONS, search_results=SEARCH_RESULTS
-            ))
+            template = stream.get("last_piece", stream["piece"]) if n == len(pieces) else stream["piece"]
+            chunks.append(fill(template, self._values(n, n=n, piece=piece, so_far=so_far)))
+        chunks += [fill(chunk, whole) for chunk in stream["tail"]]
+        if include_usage and stream.get("usage"):
+            chunks.append(fill(stream["usage"], whole))
         return chunks
 
-    def _chunks_sambanova(self, include_usage: bool) -> list[dict[str, Any]]:
-        chunks = self._chunks_openai(include_usage)
-        for chunk in chunks:
-            chunk["created"] = CREATED + 0.625
-            chunk["system_fingerprint"] = "fastcoe"
-            if chunk["choices"]:
-                chunk.pop("usage", None)
-        return chunks
-
-    def _chunks_together(self, include_usage: bool) -> list[dict[str, Any]]:
-        pieces = self.pieces
-        chunks = []
-        for n, piece in enumerate(pieces, 1):
-            last = n == len(pieces)
-            choice = {
-                "index": 0,
-                "delta": {"token_id": 100 + n, "role": "assistant", "content": piece},
-                "logprobs": None,
-                "finish_reason": "eos" if last else None,
-            }
-            chunks.append(self._shell([choice], usage=self.usage(n) if last else None))
-        return chunks
-
-    def _chunks_parallel(self, include_usage: bool) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": "", "object": "", "created": CREATED, "model": "",
-                "choices": [{"index": 0, "delta": {"role": "assistant", "content": p}, "finish_reason": None}],
-                "usage": None, "basis": [], "interaction_id": INTERACTION_ID,
-            }
-            for p in self.pieces
-        ]
+    def events(self, include_usage: bool) -> list[bytes]:
+        """The stream as SSE events, `[DONE]` included when the provider sends it."""
+        events = [event(chunk) for chunk in self.chunks(include_usage)]
+        return events + [DONE] if recorded(self.flavor).chunks["done"] else events

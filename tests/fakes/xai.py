@@ -2,11 +2,12 @@
 
 Like the real service since Live Search was removed, it answers HTTP 410 when
 `search_parameters` reaches `/chat/completions` or `/responses`. `/responses`
-answers in the Responses wire format: `output` items (a `web_search_call`, then
-a `message` whose `output_text` carries `url_citation` annotations), top-level
-`citations` and `usage` in input/output tokens; streamed, as `event:`/`data:`
-SSE ending with `response.completed`. A prompt containing FAIL_MIDSTREAM gets
-some text and then an `error` event. Every request body is kept in `requests`.
+answers in the Responses wire format recorded in tests/fixtures/xai/: `responses.json`
+(`output` items: a `web_search_call`, then a `message` whose `output_text` carries
+`url_citation` annotations; top-level `citations`; `usage` in input/output tokens) and,
+streamed, `responses_stream.json` as `event:`/`data:` SSE ending with `response.completed`.
+A prompt containing FAIL_MIDSTREAM gets some text and then the recorded `error` event.
+Every request body is kept in `requests`.
 """
 
 from __future__ import annotations
@@ -16,22 +17,18 @@ from typing import Any
 
 from aiohttp import web
 
+from .providers import FIXTURES, fill
+
 GONE = {
     "error": "Live search is deprecated. Please switch to the Agent Tools API: "
     "https://docs.x.ai/docs/guides/tools/overview"
 }
 ANSWER = ["Grok ", "read ", "the ", "news."]
-CITATIONS = ["https://news.example.com/story", "https://x.com/i/status/1"]
-ANNOTATED = "https://news.example.com/annotated"
-USAGE = {
-    "input_tokens": 12,
-    "input_tokens_details": {"cached_tokens": 2},
-    "output_tokens": 4,
-    "output_tokens_details": {"reasoning_tokens": 1},
-    "total_tokens": 16,
-    "num_sources_used": 0,
-    "num_server_side_tools_used": 1,
-}
+RESPONSE = json.loads((FIXTURES / "xai" / "responses.json").read_text())
+STREAM = json.loads((FIXTURES / "xai" / "responses_stream.json").read_text())
+CITATIONS = RESPONSE["citations"]
+ANNOTATED = RESPONSE["output"][1]["content"][0]["annotations"][1]["url"]
+USAGE = RESPONSE["usage"]
 FAIL = "FAIL_MIDSTREAM"
 
 
@@ -91,98 +88,13 @@ class FakeXAI:
 
 
 def response_object(body: dict[str, Any], text: str) -> dict[str, Any]:
-    msg = "msg_fake_1"
-    return {
-        "id": "resp_fake_1",
-        "object": "response",
-        "created_at": 1_700_000_000,
-        "model": body["model"],
-        "status": "completed",
-        "output": [
-            {
-                "type": "web_search_call",
-                "id": "ws_fake_1",
-                "name": "web_search",
-                "arguments": '{"query":"news"}',
-                "call_id": "",
-                "status": "completed",
-            },
-            {
-                "type": "message",
-                "id": msg,
-                "role": "assistant",
-                "status": "completed",
-                "content": [
-                    {
-                        "type": "output_text",
-                        "text": text,
-                        "logprobs": [],
-                        "annotations": [
-                            {"type": "url_citation", "url": CITATIONS[0], "title": "1"},
-                            {"type": "url_citation", "url": ANNOTATED, "title": "2"},
-                        ],
-                    }
-                ],
-            },
-        ],
-        "citations": CITATIONS,
-        "tools": body.get("tools"),
-        "usage": USAGE,
-        "store": body.get("store", True),
-    }
+    values = {"model": body["model"], "text": text, "tools": body.get("tools"), "store": body.get("store", True)}
+    return fill(RESPONSE, values)
 
 
 def stream_events(body: dict[str, Any]) -> list[dict[str, Any]]:
-    msg = "msg_fake_1"
-    shell = {"id": "resp_fake_1", "object": "response", "model": body["model"], "output": []}
-    events: list[dict[str, Any]] = [
-        {"type": "response.created", "response": {**shell, "status": "in_progress"}},
-        {"type": "response.in_progress", "response": {**shell, "status": "in_progress"}},
-        {"type": "response.web_search_call.searching", "item_id": "ws_fake_1", "output_index": 0},
-        {
-            "type": "response.output_item.added",
-            "output_index": 1,
-            "item": {
-                "type": "message",
-                "id": msg,
-                "role": "assistant",
-                "content": [],
-                "status": "in_progress",
-            },
-        },
-    ]
-    for piece in ANSWER:
-        events.append(
-            {
-                "type": "response.output_text.delta",
-                "item_id": msg,
-                "output_index": 1,
-                "content_index": 0,
-                "delta": piece,
-            }
-        )
-    prompt = json.dumps(body.get("input"))
-    if FAIL in prompt:
-        events.append(
-            {
-                "type": "error",
-                "code": "upstream_overloaded",
-                "message": "search backend overloaded",
-                "param": None,
-            }
-        )
-        return events
-    events.append(
-        {
-            "type": "response.output_text.annotation.added",
-            "item_id": msg,
-            "output_index": 1,
-            "content_index": 0,
-            "annotation_index": 0,
-            "annotation": {"type": "url_citation", "url": ANNOTATED},
-        }
-    )
-    events.append(
-        {"type": "response.completed", "response": response_object(body, "".join(ANSWER))}
-    )
-    return events
+    values: dict[str, Any] = {"model": body["model"]}
+    events = fill(STREAM["head"], values) + [fill(STREAM["piece"], {"piece": piece}) for piece in ANSWER]
+    if FAIL in json.dumps(body.get("input")):
+        return [*events, STREAM["failure"]]
+    return events + fill(STREAM["tail"], {"response": response_object(body, "".join(ANSWER))})
