@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 PREFIX = "llmw_"
 EXPIRY_FORMAT = "%Y-%m-%d %H:%M:%S"
 # What an expiry may be: far enough from datetime's limits that no offset or
-# formatting can overflow. The store reads a stored expiry it cannot represent
-# (unparseable, PostgreSQL's ±infinity, beyond year 9999) as EXPIRY_MIN: expired.
+# formatting can overflow. The store reads a stored expiry before EXPIRY_MIN, past
+# year 9999 or unreadable (PostgreSQL's ±infinity, text that is no time) as EXPIRY_MIN.
 EXPIRY_MIN = datetime(2000, 1, 1, tzinfo=UTC)
 EXPIRY_MAX = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
 MAX_RATE_LIMIT = 2**31 - 1  # the largest value a PostgreSQL INTEGER column holds

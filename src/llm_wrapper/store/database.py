@@ -77,9 +77,9 @@ class Query:
     names: tuple[str, ...]
 
 
-def sql(text: str, **parts: str) -> Query:
+def sql(text: str, **parts: str | Mapping[str, str]) -> Query:
     """Render a statement written with `:name` parameters and `{slot}`s for both dialects;
-    `parts` fill further `{name}`s (a column list, say) the same in both."""
+    `parts` fill further `{name}`s, the same in both or one text per dialect."""
     names: list[str] = []
 
     def number(match: re.Match[str]) -> str:
@@ -87,8 +87,11 @@ def sql(text: str, **parts: str) -> Query:
             names.append(match.group(1))
         return f"${names.index(match.group(1)) + 1}"
 
-    postgres = _PARAMETER.sub(number, text.format_map({**SLOTS["postgresql"], **parts}))
-    return Query(text.format_map({**SLOTS["sqlite"], **parts}), postgres, tuple(names))
+    def render(dialect: str) -> str:
+        filled = {k: v if isinstance(v, str) else v[dialect] for k, v in parts.items()}
+        return text.format_map({**SLOTS[dialect], **filled})
+
+    return Query(render("sqlite"), _PARAMETER.sub(number, render("postgresql")), tuple(names))
 
 
 # what a backend provides ---------------------------------------------------------

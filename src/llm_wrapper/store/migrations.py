@@ -121,16 +121,4 @@ MIGRATIONS: list[tuple[str, list[str], list[str]]] = [
             "CREATE INDEX event_groups_waiting ON event_groups (monitor_id) WHERE processed_at IS NULL",
         ],
     ),
-    # Expiries before year 1000 were written as 3-digit years ('999-06-01 00:00:00'), which
-    # compare after every real date: such a token never expired. Anything that is not a
-    # well-formed time becomes 2000-01-01 (expired), as the store reads it. PostgreSQL
-    # needs nothing: it stored a real time, or -infinity, which `authorize` refuses.
-    (
-        "0003_unreadable_expiries",
-        [
-            "UPDATE tokens SET expiry = '2000-01-01 00:00:00' "
-            "WHERE expiry IS NOT NULL AND datetime(expiry) IS NOT expiry",
-        ],
-        [],
-    ),
 ]

@@ -14,14 +14,14 @@ from ..errors import InvalidRequest
 from ..tokens import EXPIRY_MAX, EXPIRY_MIN, Grant, TokenRecord
 from .database import Database, Row, check_text, sql
 
-# A stored expiry is read as stored when it is a moment both drivers can hold,
-# else as EXPIRY_MIN (expired): PostgreSQL's ±infinity, years beyond 9999 or BC
-# are clamped in SQL (asyncpg could not decode them), unreadable text in `_expiry`.
-READ_MIN = datetime(1, 1, 2, tzinfo=UTC)
+# A stored expiry reads as stored from EXPIRY_MIN to READ_MAX (tokens made before
+# EXPIRY_MAX was the limit may say 9999), else as EXPIRY_MIN: expired. Values asyncpg
+# could not decode (±infinity, beyond year 9999, BC) are clamped in SQL; text SQLite
+# holds that is not a time, in `_expiry`. `authorize` refuses them all.
 READ_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 EXPIRY = (
-    "CASE WHEN expiry BETWEEN :read_min AND :read_max THEN expiry "
-    "WHEN expiry IS NOT NULL THEN :unreadable END AS expiry"
+    "CASE WHEN expiry BETWEEN :floor AND :read_max THEN expiry "
+    "WHEN expiry IS NOT NULL THEN :floor END AS expiry"
 )
 COLUMNS = (
     f"token_hash, username, {EXPIRY}, rate_limit, request_count, last_request_date, "
@@ -33,17 +33,18 @@ COLUMNS = (
 # (PostgreSQL, READ COMMITTED; SQLite has one writer at a time), so the limit holds.
 # `last_request_date >= :today` rather than `=`: an instance whose clock lags a few
 # seconds behind another's just after midnight keeps counting the newer day instead
-# of restarting it. On SQLite, dates and times are ISO text, which compares in time order.
+# of restarting it. On SQLite, dates and times are ISO text, which compares in time
+# order when it is a time (`datetime(expiry) = expiry`: '999-06-01 …' sorts after 2030).
 AUTHORIZE = sql("""
 UPDATE tokens SET
     request_count = CASE WHEN last_request_date >= :today THEN request_count + 1 ELSE 1 END,
     last_request_date = CASE WHEN last_request_date >= :today THEN last_request_date ELSE :today END,
     lifetime_requests = lifetime_requests + 1
 WHERE token_hash = :hash
-  AND (expiry IS NULL OR (expiry > :now AND expiry <= :read_max))
+  AND (expiry IS NULL OR (expiry > :now AND expiry <= :read_max{a_time}))
   AND (CASE WHEN last_request_date >= :today THEN request_count ELSE 0 END) < rate_limit
 RETURNING username, rate_limit, request_count, lifetime_requests, expiry, last_request_date
-""")
+""", a_time={"sqlite": " AND datetime(expiry) = expiry", "postgresql": ""})
 # The day's count is given back only while it is still the count of the day it was
 # taken on (after midnight that count has restarted); neither count goes below zero.
 RELEASE = sql("""
@@ -73,9 +74,7 @@ class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._read_max = db.seconds(READ_MAX)
-        self._bounds = {
-            "read_min": db.seconds(READ_MIN), "read_max": self._read_max, "unreadable": db.seconds(EXPIRY_MIN)
-        }
+        self._bounds = {"floor": db.seconds(EXPIRY_MIN), "read_max": self._read_max}
 
     async def authorize(self, token_hash: str, now: datetime) -> Grant | None:
         """Admit and count one request in one atomic statement.
@@ -125,7 +124,7 @@ class TokenStore:
         return self._record(rows[0]) if rows else None
 
     async def list_tokens(self) -> list[TokenRecord]:
-        """Every token, by username; never raises on a stored value it cannot read (see READ_MIN)."""
+        """Every token, by username; never raises on a stored expiry it cannot read (see READ_MAX)."""
         return [self._record(row) for row in await self.db.rows(LIST, self._bounds)]
 
     async def delete_token(self, token_hash: str) -> bool:
@@ -136,7 +135,7 @@ class TokenStore:
             return None
         try:
             moment = self.db.read_time(value)
-            if moment is not None and READ_MIN <= moment <= READ_MAX:
+            if moment is not None and EXPIRY_MIN <= moment <= READ_MAX:
                 return moment
         except (ValueError, TypeError, OverflowError):
             pass
