@@ -5,6 +5,7 @@ StoreUnavailable (503) for a full disk, a read-only or an unopenable file."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 import threading
 import time
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from llm_wrapper.monitors.records import Monitor
@@ -21,6 +23,7 @@ from llm_wrapper.store.sqlite import SQLiteStore
 from llm_wrapper.store.tokens import ADD
 from llm_wrapper.tokens import hash_token
 
+from .gateway_process import GatewayProcess
 from .test_store import EXPIRY, NOW, add
 
 
@@ -185,3 +188,25 @@ async def test_a_closed_store_is_store_unavailable(tmp_path: Path) -> None:
     await store.close()
     with pytest.raises(StoreUnavailable, match="closed"):
         await store.add_token(token_hash="h", username="u", expiry=EXPIRY, rate_limit=1, now=NOW)
+
+
+def test_the_gateway_stays_responsive_while_another_process_locks_the_database(tmp_path: Path) -> None:
+    config = {"openai": {"name": "OpenAI", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "OPENAI_API_KEY",
+                         "supported_models": ["gpt-test"], "payload_extra_parameters": {}}}
+    gateway = GatewayProcess(tmp_path, {"OPENAI_API_KEY": "sk-test", "DB_TIMEOUT_SECONDS": "1"}, config=config)
+    token = gateway.add_token("alice")
+    gateway.start()
+    try:
+        with httpx.Client(base_url=gateway.url, timeout=10) as client, \
+                concurrent.futures.ThreadPoolExecutor(1) as pool, \
+                locked_by_another_connection(tmp_path / "gateway.db", 2.5):
+            chat = pool.submit(client.post, "/v1/chat/completions", headers={"Authorization": f"Bearer {token}"},
+                               json={"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})
+            time.sleep(0.3)  # the chat request is now waiting for the lock
+            started = time.monotonic()
+            assert client.get("/healthz").status_code == 200
+            assert time.monotonic() - started < 0.5
+            answer = chat.result(timeout=10)
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "database_unavailable"
+    finally:
+        gateway.stop()
