@@ -276,7 +276,8 @@ async def release(store: Store, token: str, grant: Grant) -> None:
 
     One atomic statement takes it off the day's count (when that count is still
     the day's it was counted on) and off the lifetime count, never below zero.
-    Call it at most once per grant.
+    Call it at most once per grant; a grant the store did not make (no
+    `counted_on`) has nothing to give back.
     """
     if grant.counted_on is not None:
         await store.release(hash_token(token), grant.counted_on)
