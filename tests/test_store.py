@@ -277,3 +277,85 @@ async def test_the_sqlite_file_never_holds_the_plaintext(tmp_path: Path) -> None
     await store.close()
     blob = b"".join(f.read_bytes() for f in sorted(tmp_path.glob("store.db*")))
     assert token[5:].encode() not in blob and imported.encode() not in blob
+
+
+# release: a counted request given back ------------------------------------------
+
+
+async def counts(store: Store, token_hash: str) -> tuple[int, int]:
+    record = await store.get_token(token_hash)
+    assert record is not None
+    return record.request_count, record.lifetime_requests
+
+
+async def test_release_gives_back_the_day_and_lifetime_counts(store: Store) -> None:
+    token_hash = hash_token(await add(store, rate_limit=2))
+    first = await store.authorize(token_hash, NOW)
+    second = await store.authorize(token_hash, NOW)
+    assert first is not None and second is not None and first.counted_on == NOW.date()
+    assert await store.authorize(token_hash, NOW) is None
+    await store.release(token_hash, second.counted_on)
+    assert await counts(store, token_hash) == (1, 1)
+    third = await store.authorize(token_hash, NOW)  # the request given back can be used again
+    assert third is not None and (third.requests_today, third.lifetime_requests) == (2, 2)
+
+
+async def test_release_never_goes_below_zero(store: Store) -> None:
+    token_hash = hash_token(await add(store))
+    await store.release(token_hash, NOW.date())
+    assert await counts(store, token_hash) == (0, 0)
+    grant = await store.authorize(token_hash, NOW)
+    assert grant is not None and grant.counted_on is not None
+    await store.release(token_hash, grant.counted_on)
+    await store.release(token_hash, grant.counted_on)
+    assert await counts(store, token_hash) == (0, 0)
+    await store.release(hash_token("llmw_unknown"), NOW.date())  # nothing to give back: no error
+
+
+async def test_release_after_midnight_gives_back_only_the_lifetime_count(store: Store) -> None:
+    token_hash = hash_token(await add(store, rate_limit=5))
+    yesterday = await store.authorize(token_hash, NOW)
+    assert yesterday is not None and yesterday.counted_on is not None
+    tomorrow = NOW + timedelta(days=1)
+    assert await store.authorize(token_hash, tomorrow) is not None
+    await store.release(token_hash, yesterday.counted_on)  # that day's count is gone already
+    record = await store.get_token(token_hash)
+    assert record is not None and record.last_request_date == tomorrow.date()
+    assert (record.request_count, record.lifetime_requests) == (1, 1)
+
+
+async def test_a_grant_says_which_day_counted_it_even_on_a_lagging_clock(store: Store) -> None:
+    token_hash = hash_token(await add(store, rate_limit=5))
+    ahead = datetime(2030, 6, 16, 0, 0, 1, tzinfo=UTC)
+    behind = datetime(2030, 6, 15, 23, 59, 59, tzinfo=UTC)
+    assert await store.authorize(token_hash, ahead) is not None
+    grant = await store.authorize(token_hash, behind)
+    assert grant is not None and grant.counted_on == date(2030, 6, 16)  # counted on the newer day
+    await store.release(token_hash, grant.counted_on)
+    assert await counts(store, token_hash) == (1, 1)
+
+
+async def test_concurrent_authorize_and_release_pairs_leave_exact_counts(
+    store: Store, store_backend: tuple[str, str]
+) -> None:
+    token_hash = hash_token(await add(store, rate_limit=10))
+    others = [open_backend(store_backend) for _ in range(2)]
+
+    async def pair(s: Store, give_back: bool) -> tuple[bool, bool]:
+        grant = await s.authorize(token_hash, NOW)
+        if grant is None:
+            return False, False
+        assert grant.requests_today <= 10 and grant.counted_on is not None
+        if give_back:
+            await s.release(token_hash, grant.counted_on)
+        return True, give_back
+
+    try:
+        stores = [store, *others]
+        results = await asyncio.gather(*(pair(stores[i % 3], i % 4 != 0) for i in range(90)))
+    finally:
+        for s in others:
+            await s.close()
+    kept = sum(granted and not given for granted, given in results)
+    assert kept <= 10
+    assert await counts(store, token_hash) == (kept, kept)

@@ -10,14 +10,21 @@ import pytest
 from llm_wrapper.errors import AuthenticationFailed, RateLimited
 from llm_wrapper.store import Store
 from llm_wrapper.tokens import (
+    EXPIRY_MAX,
+    EXPIRY_MIN,
     PREFIX,
+    TokenInputError,
     admit,
     bearer_token,
+    check_new_token,
+    format_time,
     hash_token,
     identify,
+    issue_token,
     new_token,
     parse_expiry,
     ratelimit_headers,
+    release,
     seconds_to_reset,
 )
 
@@ -58,6 +65,70 @@ def test_parse_expiry(text: str, expected: datetime) -> None:
 def test_parse_expiry_refuses_garbage(text: str) -> None:
     with pytest.raises(ValueError, match="YYYY-MM-DD HH:MM:SS"):
         parse_expiry(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0999-06-01 00:00:00",
+        "0001-01-01 00:00:00",
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "1999-12-31 23:59:59",
+        "9999-01-01 00:00:00",
+        "9999-12-31T23:59:59-10:00",  # year 10000 in UTC
+        "9998-12-31T23:59:59-00:01",
+    ],
+)
+def test_parse_expiry_refuses_dates_out_of_range(text: str) -> None:
+    with pytest.raises(ValueError, match="out of range; use a date from 2000-01-01 to 9998-12-31"):
+        parse_expiry(text)
+
+
+def test_parse_expiry_accepts_the_ends_of_the_range() -> None:
+    assert parse_expiry("2000-01-01 00:00:00") == EXPIRY_MIN
+    assert parse_expiry("9998-12-31 23:59:59") == EXPIRY_MAX
+    assert parse_expiry("9998-12-31T23:59:59.999999") == EXPIRY_MAX
+    assert parse_expiry("2000-01-01T01:00:00+01:00") == EXPIRY_MIN
+
+
+def test_format_time_always_writes_four_digit_years() -> None:
+    assert format_time(datetime(999, 6, 1, tzinfo=UTC)) == "0999-06-01 00:00:00"
+    assert format_time(datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)) == "2030-01-02 03:04:05"
+    assert format_time(datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))) == "2030-01-02 01:04:05"
+
+
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [
+        (123, "must be a string"),
+        (["alice"], "must be a string"),
+        ({"name": "alice"}, "must be a string"),
+        (True, "must be a string"),
+        ("ali\x00ce", "must not contain NUL"),
+        (None, "must not be empty"),
+        ("  ", "must not be empty"),
+    ],
+)
+def test_check_new_token_refuses_bad_usernames(username: object, message: str) -> None:
+    with pytest.raises(TokenInputError, match=message) as refused:
+        check_new_token(username, "2030-01-01 00:00:00", 5)
+    assert refused.value.field == "username"
+
+
+async def test_issue_token_refuses_a_nul_username_and_stores_nothing(store: Store) -> None:
+    with pytest.raises(TokenInputError):
+        await issue_token(store, username="a\x00b", expiry="2030-01-01 00:00:00", rate_limit=5, now=NOW)
+    with pytest.raises(TokenInputError):
+        await issue_token(store, username=7, expiry="2030-01-01 00:00:00", rate_limit=5, now=NOW)
+    assert await store.list_tokens() == []
+
+
+async def test_release_gives_back_what_admit_counted(store: Store) -> None:
+    token = await add(store, rate_limit=1)
+    grant = await admit(store, token, NOW)
+    await release(store, token, grant)
+    again = await admit(store, token, NOW)  # the day's only request is free again
+    assert (again.requests_today, again.lifetime_requests) == (1, 1)
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,17 @@ usable secret; lookups go by hash, which leaks nothing through timing because
 an attacker cannot choose the hash of what they send.
 
 Times are UTC. An expiry written without a zone ("YYYY-MM-DD HH:MM:SS") is
-read as UTC; one with an offset is converted to UTC. A token is valid while
-now < expiry. The daily count starts again at 00:00 UTC.
+read as UTC; one with an offset is converted to UTC; it must fall between
+EXPIRY_MIN and EXPIRY_MAX (years 2000 to 9998) once in UTC. A token is valid
+while now < expiry. The daily count starts again at 00:00 UTC.
 
-Counting (the store's `authorize`, one UPDATE … RETURNING statement): only
-`POST /v1/chat/completions` counts, when it is admitted and before it is
-forwarded, so a request the provider later fails still counts; refusals (401,
+Counting (the store's `authorize`, one UPDATE … RETURNING statement): a
+request is counted when it is admitted, before it is forwarded; refusals (401,
 429) count nothing. Other authenticated routes use `identify`, which checks
 the token without counting. `lifetime_requests` counts every admitted request.
+A request that got no answer through no fault of the caller is given back with
+`release` (one UPDATE statement: the day's count, if still that day's, and the
+lifetime count, each less one, never below zero).
 Tokens imported from the original `auth_tokens.db` keep their counts and are
 stored by hash like new ones; the original plaintext token keeps working.
 """
@@ -31,6 +34,11 @@ if TYPE_CHECKING:
 
 PREFIX = "llmw_"
 EXPIRY_FORMAT = "%Y-%m-%d %H:%M:%S"
+# What an expiry may be: far enough from datetime's limits that no offset or
+# formatting can overflow. The store reads a stored expiry before EXPIRY_MIN, past
+# year 9999 or unreadable (PostgreSQL's ±infinity, text that is no time) as EXPIRY_MIN.
+EXPIRY_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+EXPIRY_MAX = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
 MAX_RATE_LIMIT = 2**31 - 1  # the largest value a PostgreSQL INTEGER column holds
 
 
@@ -48,7 +56,7 @@ def token_id(token_hash: str) -> str:
 
 
 def parse_expiry(text: str) -> datetime:
-    """Parse an expiry; raises ValueError with a readable message."""
+    """Parse an expiry (UTC, whole seconds, EXPIRY_MIN to EXPIRY_MAX); raises ValueError with a readable message."""
     value = text.strip()
     if not value:
         raise ValueError("the expiry is empty; use 'YYYY-MM-DD HH:MM:SS' (UTC)")
@@ -58,11 +66,21 @@ def parse_expiry(text: str) -> datetime:
         raise ValueError(f"cannot read the expiry {text!r}; use 'YYYY-MM-DD HH:MM:SS' (UTC)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).replace(microsecond=0)
+    try:
+        parsed = parsed.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-10:00 is in year 10000 in UTC
+        parsed = EXPIRY_MAX + timedelta(seconds=1)
+    if not EXPIRY_MIN <= parsed <= EXPIRY_MAX:
+        raise ValueError(
+            f"the expiry {text!r} is out of range; use a date from {EXPIRY_MIN:%Y-%m-%d} "
+            f"to {EXPIRY_MAX:%Y-%m-%d} (UTC)"
+        )
+    return parsed
 
 
 def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(EXPIRY_FORMAT)
+    """'YYYY-MM-DD HH:MM:SS' in UTC (the year always four digits, unlike strftime's %Y)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "seconds")
 
 
 def utc_now() -> datetime:
@@ -81,13 +99,17 @@ def seconds_to_reset(now: datetime) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """An admitted request: who it is, and where their day's count stands after it."""
+    """An admitted request: who it is, and where their day's count stands after it.
+
+    `counted_on` is the UTC day whose count holds the request: what `release` needs.
+    """
 
     username: str
     rate_limit: int
     requests_today: int
     lifetime_requests: int
     expiry: datetime | None
+    counted_on: date | None = None
 
     @property
     def remaining(self) -> int:
@@ -159,11 +181,17 @@ class IssuedToken:
         }
 
 
-def check_new_token(username: str, expiry: str, rate_limit: Any) -> tuple[str, datetime, int]:
+def check_new_token(username: Any, expiry: str, rate_limit: Any) -> tuple[str, datetime, int]:
     """Validate a new token's fields; raises TokenInputError naming the first bad one."""
-    username = str(username or "").strip()
+    if username is None:
+        username = ""
+    if not isinstance(username, str):
+        raise TokenInputError("username", "must be a string")
+    username = username.strip()
     if not username:
         raise TokenInputError("username", "must not be empty")
+    if "\x00" in username:
+        raise TokenInputError("username", "must not contain NUL characters")
     if isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or not 1 <= rate_limit <= MAX_RATE_LIMIT:
         raise TokenInputError("rate_limit", f"must be a whole number from 1 to {MAX_RATE_LIMIT}")
     try:
@@ -173,7 +201,7 @@ def check_new_token(username: str, expiry: str, rate_limit: Any) -> tuple[str, d
     return username, expires, rate_limit
 
 
-async def issue_token(store: Store, *, username: str, expiry: str, rate_limit: Any, now: datetime) -> IssuedToken:
+async def issue_token(store: Store, *, username: Any, expiry: str, rate_limit: Any, now: datetime) -> IssuedToken:
     """Validate, make and store a new token (hashed); the secret is returned once."""
     username, expires, limit = check_new_token(username, expiry, rate_limit)
     token = new_token()
@@ -241,3 +269,15 @@ async def admit(store: Store, token: str, now: datetime) -> Grant:
             "x-ratelimit-reset-requests": f"{wait}s",
         },
     )
+
+
+async def release(store: Store, token: str, grant: Grant) -> None:
+    """Give back a request `admit` counted (it got no answer through no fault of the caller).
+
+    One atomic statement takes it off the day's count (when that count is still
+    the day's it was counted on) and off the lifetime count, never below zero.
+    Call it at most once per grant; a grant the store did not make (no
+    `counted_on`) has nothing to give back.
+    """
+    if grant.counted_on is not None:
+        await store.release(hash_token(token), grant.counted_on)

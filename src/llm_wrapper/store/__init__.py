@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from ..settings import Settings, SettingsError
 from .base import Store, StoreUnavailable
+from .monitors import MonitorStore
 from .sqlite import SQLiteStore, sqlite_path
+from .tokens import TokenStore
 
-__all__ = ["Store", "StoreUnavailable", "open_store"]
+__all__ = ["MonitorStore", "Store", "StoreUnavailable", "TokenStore", "open_store"]
 
 
 def open_store(settings: Settings) -> Store:

@@ -1,147 +1,102 @@
-"""The one storage interface; SQLite and PostgreSQL implement it.
+"""The one storage interface: a token store and a monitor store over one database.
+
+`Store.tokens` (`TokenStore`) and `Store.monitors` (`MonitorStore`) hold the
+SQL, written once for both databases; `Store.db` is the backend (`Database`:
+SQLite or PostgreSQL). The Store also answers every token and monitor method
+itself (`store.authorize(…)` is `store.tokens.authorize(…)`), so callers need
+not know which part holds what.
 
 Every method is a coroutine. The SQLite store runs its statements directly on
 the event loop: each is a few microseconds against a local WAL file, which is
-cheaper than a hop to a thread. The PostgreSQL store uses an asyncpg pool.
-Methods raise `StoreUnavailable` when the database cannot be reached.
+cheaper than a hop to a thread; when another process holds the write lock it
+waits with `asyncio.sleep`, never blocking the loop. The PostgreSQL store uses
+an asyncpg pool. Methods raise `StoreUnavailable` (503) when the database
+cannot be used, and `InvalidRequest` (400) for text no database can store.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from datetime import datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from ..errors import ServiceUnavailable
-from ..tokens import Grant, TokenRecord
+from .database import Database, StoreUnavailable
+from .monitors import MonitorStore
+from .tokens import TokenStore
 
-if TYPE_CHECKING:
-    from ..monitors.records import EventGroup, Monitor
+__all__ = ["Store", "StoreUnavailable"]
 
-
-class StoreUnavailable(ServiceUnavailable):
-    code = "database_unavailable"
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class Store(ABC):
-    dialect: str
+class part(Generic[P, R]):
+    """`name = part("tokens", TokenStore.name)`: `store.name(…)` calls `store.tokens.name(…)`.
 
-    @abstractmethod
+    The bound method is kept on the instance at first use, so later calls cost
+    no more than calling the part directly.
+    """
+
+    def __init__(self, holder: str, method: Callable[Concatenate[Any, P], R]) -> None:
+        self.holder, self.name = holder, method.__name__
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, store: None, owner: type) -> part[P, R]: ...
+    @overload
+    def __get__(self, store: object, owner: type) -> Callable[P, R]: ...
+
+    def __get__(self, store: object | None, owner: type) -> part[P, R] | Callable[P, R]:
+        if store is None:
+            return self
+        bound: Callable[P, R] = getattr(getattr(store, self.holder), self.name)
+        store.__dict__[self.name] = bound
+        return bound
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.tokens = TokenStore(db)
+        self.monitors = MonitorStore(db)
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
     async def migrate(self) -> list[str]:
         """Apply the migrations not yet recorded; safe when several processes start at once."""
+        return await self.db.migrate()
 
-    @abstractmethod
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        await self.db.close()
 
-    @abstractmethod
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
+        await self.db.ping()
 
-    # tokens ---------------------------------------------------------------
+    # tokens (see TokenStore)
+    authorize = part("tokens", TokenStore.authorize)
+    release = part("tokens", TokenStore.release)
+    add_token = part("tokens", TokenStore.add_token)
+    import_token = part("tokens", TokenStore.import_token)
+    get_token = part("tokens", TokenStore.get_token)
+    list_tokens = part("tokens", TokenStore.list_tokens)
+    delete_token = part("tokens", TokenStore.delete_token)
 
-    @abstractmethod
-    async def authorize(self, token_hash: str, now: datetime) -> Grant | None:
-        """Admit and count one request in one atomic statement.
-
-        Returns the grant, or None when the token is unknown, expired or out of
-        requests for today (then nothing was counted; `get_token` says which).
-        """
-
-    @abstractmethod
-    async def add_token(
-        self, *, token_hash: str, username: str, expiry: datetime, rate_limit: int, now: datetime
-    ) -> None: ...
-
-    @abstractmethod
-    async def import_token(self, record: TokenRecord) -> bool:
-        """Store a token (by hash) unless it is already there; True when it was added."""
-
-    @abstractmethod
-    async def get_token(self, token_hash: str) -> TokenRecord | None: ...
-
-    @abstractmethod
-    async def list_tokens(self) -> list[TokenRecord]: ...
-
-    @abstractmethod
-    async def delete_token(self, token_hash: str) -> bool: ...
-
-    # monitors (records in `monitors/records.py`; times are UTC datetimes) ---
-
-    @abstractmethod
-    async def insert_monitor(self, monitor: Monitor) -> list[Monitor]:
-        """Store a new active monitor and, in the same transaction, deactivate the user's
-        other active ones (their remote cancel pending). Returns those, deactivated."""
-
-    @abstractmethod
-    async def get_monitor(self, monitor_id: str) -> Monitor | None: ...
-
-    @abstractmethod
-    async def list_monitors(self, username: str | None = None) -> list[Monitor]:
-        """Newest first; every user's when `username` is None."""
-
-    @abstractmethod
-    async def deactivate_monitor(self, monitor_id: str, now: datetime) -> Monitor | None:
-        """Deactivate (remote cancel pending) unless already; the monitor as stored, None if unknown."""
-
-    @abstractmethod
-    async def expire_monitors(self, cutoff: datetime, now: datetime) -> list[Monitor]:
-        """Deactivate, in one statement, every active monitor created at or before `cutoff`;
-        returns exactly those (so each is expired by one caller only)."""
-
-    @abstractmethod
-    async def claim_cancels(self, now: datetime, lease_until: datetime, limit: int) -> list[Monitor]:
-        """Claim pending remote cancels that are due: nobody else gets them before `lease_until`.
-        Each claim counts one attempt."""
-
-    @abstractmethod
-    async def finish_cancel(
-        self, monitor_id: str, *, remote_state: str | None, error: str | None, retry_at: datetime | None
-    ) -> None:
-        """After a cancel attempt: done (`remote_state` given) or failed, to retry at `retry_at`."""
-
-    @abstractmethod
-    async def record_run(self, monitor_id: str, status: str, at: datetime, error: str | None) -> None:
-        """Note a run's outcome (detected, completed, failed) on the monitor, if known."""
-
-    @abstractmethod
-    async def add_event_group(
-        self, *, monitor_id: str, event_group_id: str, webhook_id: str | None, received_at: datetime
-    ) -> bool:
-        """Store a delivery, fetch pending; False (nothing written) when its webhook id or
-        its (monitor, event group) is already stored."""
-
-    @abstractmethod
-    async def claim_fetches(self, now: datetime, lease_until: datetime, limit: int) -> list[EventGroup]:
-        """Claim pending fetches that are due until `lease_until`; each claim counts one attempt."""
-
-    @abstractmethod
-    async def finish_fetch(
-        self,
-        group_id: int,
-        *,
-        now: datetime,
-        events: list[dict] | None = None,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> None:
-        """After a fetch: the events (fetched), or the error and when to retry (None: give up)."""
-
-    @abstractmethod
-    async def next_fetch_due(self) -> datetime | None:
-        """When the earliest pending fetch is due, or None when there is none."""
-
-    @abstractmethod
-    async def claim_updates(self, username: str, now: datetime) -> list[EventGroup]:
-        """Mark the user's fetched, unprocessed event groups processed in one atomic statement and
-        return exactly those, oldest first: two concurrent callers never get the same group."""
-
-    @abstractmethod
-    async def count_updates(self, username: str) -> int:
-        """The user's fetched, unprocessed event groups."""
-
-    @abstractmethod
-    async def last_processed_at(self, username: str) -> datetime | None: ...
-
-    @abstractmethod
-    async def list_event_groups(self, monitor_id: str | None = None) -> list[EventGroup]:
-        """Oldest first; every monitor's when `monitor_id` is None."""
+    # monitors (see MonitorStore; records in `monitors/records.py`)
+    insert_monitor = part("monitors", MonitorStore.insert_monitor)
+    get_monitor = part("monitors", MonitorStore.get_monitor)
+    list_monitors = part("monitors", MonitorStore.list_monitors)
+    deactivate_monitor = part("monitors", MonitorStore.deactivate_monitor)
+    expire_monitors = part("monitors", MonitorStore.expire_monitors)
+    claim_cancels = part("monitors", MonitorStore.claim_cancels)
+    finish_cancel = part("monitors", MonitorStore.finish_cancel)
+    record_run = part("monitors", MonitorStore.record_run)
+    add_event_group = part("monitors", MonitorStore.add_event_group)
+    claim_fetches = part("monitors", MonitorStore.claim_fetches)
+    finish_fetch = part("monitors", MonitorStore.finish_fetch)
+    next_fetch_due = part("monitors", MonitorStore.next_fetch_due)
+    claim_updates = part("monitors", MonitorStore.claim_updates)
+    count_updates = part("monitors", MonitorStore.count_updates)
+    last_processed_at = part("monitors", MonitorStore.last_processed_at)
+    list_event_groups = part("monitors", MonitorStore.list_event_groups)

@@ -1,0 +1,158 @@
+"""The token table, on either database: admit and count, give back, add, list, delete.
+
+Each statement is written once (see `database.py`). `authorize` and `release`
+are one statement each, so no two requests, on any number of workers or
+instances sharing the database, can both take the last request of a day.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from ..errors import InvalidRequest
+from ..tokens import EXPIRY_MAX, EXPIRY_MIN, Grant, TokenRecord
+from .database import Database, Row, check_text, sql
+
+# A stored expiry reads as stored from EXPIRY_MIN to READ_MAX (tokens made before
+# EXPIRY_MAX was the limit may say 9999), else as EXPIRY_MIN: expired. Values asyncpg
+# could not decode (±infinity, beyond year 9999, BC) are clamped in SQL; text SQLite
+# holds that is not a time, in `_expiry`. `authorize` refuses them all.
+READ_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+EXPIRY = (
+    "CASE WHEN expiry BETWEEN :floor AND :read_max THEN expiry "
+    "WHEN expiry IS NOT NULL THEN :floor END AS expiry"
+)
+COLUMNS = (
+    f"token_hash, username, {EXPIRY}, rate_limit, request_count, last_request_date, "
+    "lifetime_requests, created_at"
+)
+
+# Check and count in one statement. Concurrent updates of a row queue on its lock
+# and each re-checks the WHERE clause against the row as the previous one left it
+# (PostgreSQL, READ COMMITTED; SQLite has one writer at a time), so the limit holds.
+# `last_request_date >= :today` rather than `=`: an instance whose clock lags a few
+# seconds behind another's just after midnight keeps counting the newer day instead
+# of restarting it. On SQLite, dates and times are ISO text, which compares in time
+# order when it is a time (`datetime(expiry) = expiry`: '999-06-01 …' sorts after 2030).
+AUTHORIZE = sql("""
+UPDATE tokens SET
+    request_count = CASE WHEN last_request_date >= :today THEN request_count + 1 ELSE 1 END,
+    last_request_date = CASE WHEN last_request_date >= :today THEN last_request_date ELSE :today END,
+    lifetime_requests = lifetime_requests + 1
+WHERE token_hash = :hash
+  AND (expiry IS NULL OR (expiry > :now AND expiry <= :read_max{a_time}))
+  AND (CASE WHEN last_request_date >= :today THEN request_count ELSE 0 END) < rate_limit
+RETURNING username, rate_limit, request_count, lifetime_requests, expiry, last_request_date
+""", a_time={"sqlite": " AND datetime(expiry) = expiry", "postgresql": ""})
+# The day's count is given back only while it is still the count of the day it was
+# taken on (after midnight that count has restarted); neither count goes below zero.
+RELEASE = sql("""
+UPDATE tokens SET
+    request_count = CASE WHEN last_request_date = :day AND request_count > 0
+                         THEN request_count - 1 ELSE request_count END,
+    lifetime_requests = CASE WHEN lifetime_requests > 0 THEN lifetime_requests - 1 ELSE 0 END
+WHERE token_hash = :hash
+""")
+ADD = sql(
+    "INSERT INTO tokens (token_hash, username, expiry, rate_limit, created_at) "
+    "VALUES (:hash, :username, :expiry, :rate_limit, :created_at)"
+)
+IMPORT = sql(
+    "INSERT INTO tokens (token_hash, username, expiry, rate_limit, request_count, last_request_date, "
+    "lifetime_requests, created_at) VALUES (:hash, :username, :expiry, :rate_limit, :request_count, "
+    ":last_request_date, :lifetime_requests, :created_at) ON CONFLICT (token_hash) DO NOTHING"
+)
+GET = sql(f"SELECT {COLUMNS} FROM tokens WHERE token_hash = :hash")
+LIST = sql(f"SELECT {COLUMNS} FROM tokens ORDER BY username, created_at")
+DELETE = sql("DELETE FROM tokens WHERE token_hash = :hash")
+
+
+class TokenStore:
+    """Tokens by hash (never the secret); times are aware UTC datetimes."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._read_max = db.seconds(READ_MAX)
+        self._bounds = {"floor": db.seconds(EXPIRY_MIN), "read_max": self._read_max}
+
+    async def authorize(self, token_hash: str, now: datetime) -> Grant | None:
+        """Admit and count one request in one atomic statement.
+
+        Returns the grant, or None when the token is unknown, expired or out of
+        requests for today (then nothing was counted; `get_token` says which).
+        """
+        db = self.db
+        rows = await db.rows(AUTHORIZE, {
+            "hash": token_hash, "today": db.day(now.astimezone(UTC).date()), "now": db.seconds(now),
+            "read_max": self._read_max,
+        })
+        if not rows:
+            return None
+        row = rows[0]
+        return Grant(row[0], row[1], row[2], row[3], self._expiry(row[4]), db.read_day(row[5]))
+
+    async def release(self, token_hash: str, counted_on: date) -> None:
+        """Give back one request `authorize` counted on `counted_on` (UTC day), in one statement:
+        off `lifetime_requests`, and off the day's count while that is still `counted_on`'s.
+        Neither goes below zero; an unknown token is ignored."""
+        await self.db.run(RELEASE, {"hash": token_hash, "day": self.db.day(counted_on)})
+
+    async def add_token(
+        self, *, token_hash: str, username: str, expiry: datetime, rate_limit: int, now: datetime
+    ) -> None:
+        """Store a new token; InvalidRequest if the username or expiry cannot be stored."""
+        db = self.db
+        await db.run(ADD, {
+            "hash": token_hash, "username": check_text(username, "username"),
+            "expiry": db.seconds(_storable(expiry)), "rate_limit": rate_limit, "created_at": db.seconds(now),
+        })
+
+    async def import_token(self, record: TokenRecord) -> bool:
+        """Store a token (by hash) unless it is already there; True when it was added."""
+        db = self.db
+        return await db.run(IMPORT, {
+            "hash": record.token_hash, "username": check_text(record.username, "username"),
+            "expiry": db.seconds(_storable(record.expiry)), "rate_limit": record.rate_limit,
+            "request_count": record.request_count, "last_request_date": db.day(record.last_request_date),
+            "lifetime_requests": record.lifetime_requests,
+            "created_at": db.seconds(record.created_at or datetime.now(UTC)),
+        }) == 1
+
+    async def get_token(self, token_hash: str) -> TokenRecord | None:
+        rows = await self.db.rows(GET, {**self._bounds, "hash": token_hash})
+        return self._record(rows[0]) if rows else None
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        """Every token, by username; never raises on a stored expiry it cannot read (see READ_MAX)."""
+        return [self._record(row) for row in await self.db.rows(LIST, self._bounds)]
+
+    async def delete_token(self, token_hash: str) -> bool:
+        return await self.db.run(DELETE, {"hash": token_hash}) == 1
+
+    def _expiry(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            moment = self.db.read_time(value)
+            if moment is not None and EXPIRY_MIN <= moment <= READ_MAX:
+                return moment
+        except (ValueError, TypeError, OverflowError):
+            pass
+        return EXPIRY_MIN
+
+    def _record(self, row: Row) -> TokenRecord:
+        db = self.db
+        return TokenRecord(
+            token_hash=row[0], username=row[1], expiry=self._expiry(row[2]), rate_limit=row[3],
+            request_count=row[4], last_request_date=db.read_day(row[5]), lifetime_requests=row[6],
+            created_at=db.read_time(row[7]),
+        )
+
+
+def _storable(expiry: datetime | None) -> datetime | None:
+    if expiry is not None and not EXPIRY_MIN <= expiry <= EXPIRY_MAX:
+        raise InvalidRequest(
+            f"'expiry' must be from {EXPIRY_MIN:%Y-%m-%d} to {EXPIRY_MAX:%Y-%m-%d} (UTC).", param="expiry"
+        )
+    return expiry
