@@ -197,7 +197,8 @@ def test_provider_401_is_our_502_and_never_shows_the_key(fidelity: GatewayProces
     assert "OPENAI_API_KEY" in error.message
     assert error.response.headers["x-should-retry"] == "false"
     assert KEY not in error.response.text and KEY not in fidelity.logs()
-    assert used_today(fidelity, "keyless") == 1  # not retried by the SDK
+    assert len(analytics(fidelity, "keyless")) == 1  # one attempt: not retried by the SDK
+    assert used_today(fidelity, "keyless") == 0  # and given back: our misconfiguration
 
 
 def test_provider_error_keeps_param_and_type(fidelity: GatewayProcess) -> None:
@@ -296,3 +297,19 @@ def test_perplexity_citations_survive_the_sdk_stream_helper(client: openai.OpenA
         final = stream.get_final_completion()
     assert (final.model_extra or {}).get("citations") == CITATIONS
     assert (final.model_extra or {}).get("search_results") == SEARCH_RESULTS
+
+
+def test_a_request_the_provider_failed_is_given_back(fidelity: GatewayProcess) -> None:
+    """The SDK retries a 503 twice: three attempts, no answer, nothing spent of the day's limit."""
+    token = fidelity.add_token("refunded", rate_limit=5)
+    with sdk(fidelity, token, max_retries=2) as client:
+        with pytest.raises(openai.InternalServerError) as caught:
+            ask(client, "down")
+        assert caught.value.response.headers["x-ratelimit-remaining-requests"] == "5"
+        ask(client, "hello")
+        for attempt in range(2):
+            with pytest.raises(openai.APIStatusError):
+                ask(client, "auth" if attempt else "param")  # our key refused: given back; the caller's 400: counts
+    assert used_today(fidelity, "refunded") == 2
+    rows = json.loads(fidelity.cli("tokens", "list", "--json").stdout)
+    assert next(r["lifetime_requests"] for r in rows if r["username"] == "refunded") == 2

@@ -6,13 +6,26 @@ rules it applies (format, hashing, expiry, the daily limit).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from . import metrics
-from .errors import RateLimited
+from .errors import GatewayError, RateLimited
 from .store import Store
-from .tokens import Grant, TokenRecord, admit, bearer_token, identify, ratelimit_headers, utc_now
+from .tokens import (
+    Grant,
+    TokenRecord,
+    admit,
+    bearer_token,
+    identify,
+    ratelimit_headers,
+    release,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
 
 
 class Authorizer:
@@ -31,6 +44,17 @@ class Authorizer:
     async def identify(self, authorization: str | None) -> TokenRecord:
         """The caller's token, checked but not counted; raises 401."""
         return await identify(self.store, bearer_token(authorization), self.clock())
+
+    async def give_back(self, authorization: str | None, grant: Grant) -> Grant:
+        """Give back a request `admit` counted that got no answer through no fault of the caller;
+        returns the grant as it now stands. A database that cannot take it back is logged, not raised:
+        the caller's error is already the answer."""
+        try:
+            await release(self.store, bearer_token(authorization), grant)
+        except GatewayError as exc:
+            log.warning("could not give back a failed request of %s: %s", grant.username, exc.message)
+            return grant
+        return replace(grant, requests_today=max(0, grant.requests_today - 1))
 
     def headers_for(self, grant: Grant | TokenRecord) -> dict[str, str]:
         """The `x-ratelimit-*` headers every authenticated response carries."""

@@ -123,7 +123,12 @@ class Gateway:
         try:
             return await self._chat(raw, incoming, grant, entry)
         except GatewayError as error:
+            if error.status >= 500:  # no answer, through no fault of the caller: give the request back
+                grant = await self.auth.give_back(incoming.authorization, grant)
             error.headers = {**self.auth.headers_for(grant), REQUEST_ID: str(entry["request_id"]), **error.headers}
+            raise
+        except Exception:
+            await self.auth.give_back(incoming.authorization, grant)
             raise
 
     async def _chat(self, raw: bytes, incoming: Incoming, grant: Grant, entry: dict[str, Any]) -> Response:
@@ -167,7 +172,7 @@ class Gateway:
                     **exchange.headers,
                 }
                 return EventStreamResponse(
-                    self._relay(provider, call, response, exchange, entry, started),
+                    self._relay(provider, call, response, exchange, entry, started, (incoming.authorization, grant)),
                     headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )
             answer = await upstream.read_whole(provider.name, response)
@@ -199,7 +204,9 @@ class Gateway:
         exchange: Exchange,
         entry: dict[str, Any],
         started: float,
+        caller: tuple[str | None, Grant],
     ) -> AsyncIterator[bytes]:
+        """The client's stream. One that fails before any of the answer was sent is given back."""
         translator = provider.stream_translator(call, exchange)
         status, first, clean = 200, None, False
         metrics.STREAMS_IN_FLIGHT.inc()
@@ -238,6 +245,8 @@ class Gateway:
             else:
                 response.close()
             self._log(entry, status, started, exchange, first)
+            if status >= 500 and first is None:
+                await self.auth.give_back(*caller)
 
     def _log(
         self,
