@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 
 @dataclass(slots=True)
 class Exchange:
@@ -58,3 +60,14 @@ def estimated_usage(exchange: Exchange) -> dict[str, int]:
     prompt = max(1, exchange.prompt_chars // 4) if exchange.prompt_chars else 0
     completion = max(1, exchange.completion_chars // 4) if exchange.completion_chars else 0
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def json_object_from(raw: bytes, what: str) -> dict[str, Any]:
+    """`raw` parsed as a JSON object; else ValueError saying `what` (e.g. "the provider's answer") was garbage."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ValueError(f"{what} is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} is not a JSON object")  # noqa: TRY004 (garbage, not a type error)
+    return data

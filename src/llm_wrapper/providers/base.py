@@ -24,7 +24,14 @@ import aiohttp
 import orjson
 
 from ..config import ProviderConfig
-from ..exchange import Exchange, StreamTranslator, chunk_shell, estimated_usage, usage_chunk
+from ..exchange import (
+    Exchange,
+    StreamTranslator,
+    chunk_shell,
+    estimated_usage,
+    json_object_from,
+    usage_chunk,
+)
 from ..sse import DONE, EventSplitter, encode, first_garbage, last_boundary
 
 __all__ = [
@@ -185,12 +192,7 @@ class ChunkRewriter(StreamTranslator):
             data = event.data
             if data == b"[DONE]":
                 continue
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise ValueError("the provider sent a stream event that is not JSON") from None
-            if not isinstance(chunk, dict):
-                raise ValueError("the provider sent a stream event that is not a JSON object")  # noqa: TRY004 (garbage)
+            chunk = json_object_from(data, "a stream event the provider sent")
             if "error" in chunk and "choices" not in chunk:
                 out.append(encode(chunk))
                 continue
@@ -299,12 +301,7 @@ class Provider:
 
     def translate_completion(self, call: Call, raw: bytes, exchange: Exchange) -> bytes:
         """The client's response body from the provider's; raises ValueError on garbage."""
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ValueError("the provider's answer is not JSON") from None
-        if not isinstance(data, dict):
-            raise ValueError("the provider's answer is not a JSON object")  # noqa: TRY004 (garbage)
+        data = json_object_from(raw, "the provider's answer")
         usage = data.get("usage")
         if usage:
             exchange.usage = usage

@@ -18,7 +18,14 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidRequest, UpstreamError, UpstreamUnreachable
-from ..exchange import Exchange, StreamTranslator, chunk_shell, estimated_usage, usage_chunk
+from ..exchange import (
+    Exchange,
+    StreamTranslator,
+    chunk_shell,
+    estimated_usage,
+    json_object_from,
+    usage_chunk,
+)
 from ..sse import DONE, EventSplitter, encode
 
 # request mapping -----------------------------------------------------------
@@ -226,12 +233,7 @@ def failure(provider: str, failed: Any, status: int = 502) -> UpstreamError:
 
 def translate_answer(provider: str, raw: bytes, exchange: Exchange, *, with_citations: bool = True) -> bytes:
     """A whole Responses answer as `chat.completion` bytes; raises ValueError on garbage, UpstreamError on failure."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ValueError("the provider's answer is not JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("the provider's answer is not a JSON object")  # noqa: TRY004 (garbage)
+    data = json_object_from(raw, "the provider's answer")
     if data.get("status") == "failed" or data.get("error"):
         raise failure(provider, data.get("error"))
     return orjson.dumps(chat_completion(data, exchange, with_citations=with_citations))
