@@ -33,10 +33,11 @@ class Authorizer:
         self.store = store
         self.clock = clock
 
-    async def admit(self, authorization: str | None) -> Grant:
-        """Authorise and count one request (one statement); raises 401 or 429."""
+    async def admit(self, token: str) -> Grant:
+        """Authorise and count one request with this token (from `bearer_token`), in one
+        statement; raises 401 or 429."""
         try:
-            return await admit(self.store, bearer_token(authorization), self.clock())
+            return await admit(self.store, token, self.clock())
         except RateLimited:
             metrics.RATE_LIMITED.inc()
             raise
@@ -45,12 +46,12 @@ class Authorizer:
         """The caller's token, checked but not counted; raises 401."""
         return await identify(self.store, bearer_token(authorization), self.clock())
 
-    async def give_back(self, authorization: str | None, grant: Grant) -> Grant:
+    async def give_back(self, token: str, grant: Grant) -> Grant:
         """Give back a request `admit` counted that got no answer through no fault of the caller;
         returns the grant as it now stands. A database that cannot take it back is logged, not raised:
         the caller's error is already the answer."""
         try:
-            await release(self.store, bearer_token(authorization), grant)
+            await release(self.store, token, grant)
         except GatewayError as exc:
             log.warning("could not give back a failed request of %s: %s", grant.username, exc.message)
             return grant

@@ -107,32 +107,31 @@ class Gateway:
         (a refusal of the caller's own making), and a missing or malformed
         Authorization header is refused before any of it is read.
         """
-        bearer_token(incoming.authorization)
+        token = bearer_token(incoming.authorization)  # 401 before any of the body is read
         try:
             raw = await read_body(incoming.body, incoming.content_length, self.max_body_bytes)
         except PayloadTooLarge as error:
-            grant = await self.auth.admit(incoming.authorization)
+            grant = await self.auth.admit(token)
             refused = {"user": grant.username, "model": None, "provider": None, "stream": False}
             self._log(refused, error.status, incoming.started, None)
             error.headers = {**self.auth.headers_for(grant), **error.headers}
             raise
-        grant = await self.auth.admit(incoming.authorization)
+        grant = await self.auth.admit(token)
         entry: dict[str, Any] = {
             "user": grant.username, "model": None, "provider": None, "stream": False, "request_id": new_request_id(),
         }
         try:
-            return await self._chat(raw, incoming, grant, entry)
+            return await self._chat(raw, incoming.started, token, grant, entry)
         except GatewayError as error:
             if error.status >= 500:  # no answer, through no fault of the caller: give the request back
-                grant = await self.auth.give_back(incoming.authorization, grant)
+                grant = await self.auth.give_back(token, grant)
             error.headers = {**self.auth.headers_for(grant), REQUEST_ID: str(entry["request_id"]), **error.headers}
             raise
         except Exception:
-            await self.auth.give_back(incoming.authorization, grant)
+            await self.auth.give_back(token, grant)
             raise
 
-    async def _chat(self, raw: bytes, incoming: Incoming, grant: Grant, entry: dict[str, Any]) -> Response:
-        started = incoming.started
+    async def _chat(self, raw: bytes, started: float, token: str, grant: Grant, entry: dict[str, Any]) -> Response:
         exchange: Exchange | None = None
         try:
             body = parse_chat_body(raw)
@@ -172,7 +171,7 @@ class Gateway:
                     **exchange.headers,
                 }
                 return EventStreamResponse(
-                    self._relay(provider, call, response, exchange, entry, started, (incoming.authorization, grant)),
+                    self._relay(provider, call, response, exchange, entry, started, (token, grant)),
                     headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )
             answer = await upstream.read_whole(provider.name, response)
@@ -204,7 +203,7 @@ class Gateway:
         exchange: Exchange,
         entry: dict[str, Any],
         started: float,
-        caller: tuple[str | None, Grant],
+        caller: tuple[str, Grant],
     ) -> AsyncIterator[bytes]:
         """The client's stream. One that fails before any of the answer was sent is given back."""
         translator = provider.stream_translator(call, exchange)

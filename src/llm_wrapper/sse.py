@@ -75,8 +75,13 @@ def first_garbage(events: bytes) -> int:
     A check per event (its first and last byte), not a parse: it catches the
     garbage providers have sent at a cost the hot path does not notice.
     """
+    if events.endswith(b"}\n\n") and events.startswith(b"data: {") and events.find(b"\n\n") == len(events) - 2:
+        return -1  # the usual piece: one whole event that can be a JSON object
     at = 0
     for block in events.split(b"\n\n"):
+        if block.endswith(b"}") and block.startswith(b"data: {"):
+            at += len(block) + 2
+            continue
         start = block.find(b"data:")
         if start >= 0:
             data = block[start + 5 :].strip()

@@ -92,11 +92,12 @@ class Passthrough(StreamTranslator):
                 self._held, out = b"", out[:bad]
                 if not out:
                     raise self._error
-            if self._hide_usage:
-                if b'"usage"' in out:
-                    out = out.replace(b',"usage":null', b"").replace(b', "usage": null', b"")
-                if b'"choices":[]' in out or b'"choices": []' in out:
-                    out = self._without_usage_chunk(out)
+            if self._hide_usage and b'"usage"' in out:
+                out = out.replace(b',"usage":null', b"")
+                if b'"usage"' in out:  # spaced nulls, or the usage chunk itself
+                    out = out.replace(b', "usage": null', b"")
+                    if b'"choices":[]' in out or b'"choices": []' in out:
+                        out = self._without_usage_chunk(out)
             self._previous, self._last = self._last, out
         return out
 

@@ -32,8 +32,8 @@ def _fill(data: dict[str, Any], exchange: Exchange) -> None:
 
 
 class ParallelStream(ChunkRewriter):
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, exchange: Exchange) -> None:
+        super().__init__(exchange)
         self.finished = False
 
     def fix_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:

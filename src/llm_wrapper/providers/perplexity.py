@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import ChunkRewriter, Provider, chunk_shell, usage_chunk
+from .base import ChunkRewriter, Exchange, Provider, chunk_shell, usage_chunk
 
 EXTRAS = ("citations", "search_results", "images", "related_questions", "videos")
 
 
 class PerplexityStream(ChunkRewriter):
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, exchange: Exchange) -> None:
+        super().__init__(exchange)
         self.extras: dict[str, Any] = {}  # the latest value of each extra
         self.sent: dict[int, int] = {}  # characters sent so far, per choice
         self.extras_sent = False  # on the finishing chunk
