@@ -219,7 +219,12 @@ def test_a_responses_answer_becomes_a_chat_completion_with_citations():
     assert out["choices"] == [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": "Grok read the news.", "refusal": None},
+            "message": {
+                "role": "assistant",
+                "content": "Grok read the news.",
+                "refusal": None,
+                "reasoning_content": fake.REASONING,
+            },
             "logprobs": None,
             "finish_reason": "stop",
         }
@@ -300,6 +305,8 @@ def test_a_responses_stream_becomes_chat_completion_chunks():
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert text == "Grok read the news."
+    reasoning = "".join(c["choices"][0]["delta"].get("reasoning_content", "") for c in chunks if c["choices"])
+    assert reasoning == fake.REASONING
     final, usage = chunks[-2], chunks[-1]
     assert final["choices"][0]["finish_reason"] == "stop"
     assert final["citations"] == [*fake.CITATIONS, fake.ANNOTATED]
@@ -337,6 +344,7 @@ def test_text_sent_only_in_the_completed_response_is_not_lost():
         "".join(c["choices"][0]["delta"].get("content", "") for c in chunks[:-1])
         == "Grok read the news."
     )
+    assert "".join(c["choices"][0]["delta"].get("reasoning_content", "") for c in chunks[:-1]) == fake.REASONING
 
 
 @pytest.mark.parametrize(
@@ -442,6 +450,7 @@ def test_sdk_gets_searched_answer_and_citations(xai_server, client):
         max_tokens=64,
     )
     assert completion.choices[0].message.content == "Grok read the news."
+    assert completion.choices[0].message.model_extra["reasoning_content"] == fake.REASONING
     assert completion.choices[0].finish_reason == "stop"
     assert completion.model == "grok-4"
     assert completion.usage.prompt_tokens == 12 and completion.usage.total_tokens == 16
@@ -466,6 +475,8 @@ def test_sdk_streams_searched_answer_with_citations_and_usage(xai_server, client
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Grok read the news."
+    reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks if c.choices)
+    assert reasoning == fake.REASONING
     finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
     assert [c.choices[0].finish_reason for c in finals] == ["stop"]
     assert finals[0].model_extra["citations"] == [*fake.CITATIONS, fake.ANNOTATED]

@@ -3,7 +3,7 @@
 Like the real service since Live Search was removed, it answers HTTP 410 when
 `search_parameters` reaches `/chat/completions` or `/responses`. `/responses`
 answers in the Responses wire format recorded in tests/fixtures/xai/: `responses.json`
-(`output` items: a `web_search_call`, then a `message` whose `output_text` carries
+(`output` items: a `reasoning` summary, a `web_search_call`, then a `message` whose `output_text` carries
 `url_citation` annotations; top-level `citations`; `usage` in input/output tokens) and,
 streamed, `responses_stream.json` as `event:`/`data:` SSE ending with `response.completed`.
 A prompt containing FAIL_MIDSTREAM gets some text and then the recorded `error` event.
@@ -27,7 +27,9 @@ ANSWER = ["Grok ", "read ", "the ", "news."]
 RESPONSE = json.loads((FIXTURES / "xai" / "responses.json").read_text())
 STREAM = json.loads((FIXTURES / "xai" / "responses_stream.json").read_text())
 CITATIONS = RESPONSE["citations"]
-ANNOTATED = RESPONSE["output"][1]["content"][0]["annotations"][1]["url"]
+MESSAGE = next(item for item in RESPONSE["output"] if item["type"] == "message")
+ANNOTATED = MESSAGE["content"][0]["annotations"][1]["url"]
+REASONING = next(item for item in RESPONSE["output"] if item["type"] == "reasoning")["summary"][0]["text"]
 USAGE = RESPONSE["usage"]
 FAIL = "FAIL_MIDSTREAM"
 

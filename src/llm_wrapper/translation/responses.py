@@ -119,9 +119,13 @@ def _unique(items: Any) -> list[Any]:
 def chat_completion(response: dict[str, Any], exchange: Exchange, *, with_citations: bool = True) -> dict[str, Any]:
     """A Responses API answer as a `chat.completion` with the requested model (and top-level `citations`)."""
     text = response_text(response)
-    exchange.completion_chars = len(text)
+    reasoning = reasoning_text(response)
+    exchange.completion_chars = len(text) + len(reasoning)
     usage = chat_usage(response.get("usage")) or estimated_usage(exchange)
     exchange.usage = usage
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if reasoning:
+        message["reasoning_content"] = reasoning  # xAI's Chat Completions name for it
     answer: dict[str, Any] = {
         "id": exchange.id,
         "object": "chat.completion",
@@ -130,7 +134,7 @@ def chat_completion(response: dict[str, Any], exchange: Exchange, *, with_citati
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish_reason(response),
             }
@@ -160,6 +164,20 @@ def response_text(response: dict[str, Any]) -> str:
         return "".join(texts)
     fallback = response.get("output_text")
     return fallback if isinstance(fallback, str) else ""
+
+
+def reasoning_text(response: dict[str, Any]) -> str:
+    """What the model said of its reasoning: the `summary_text` parts of every `reasoning` item,
+    or their `reasoning_text` content when there is no summary (empty when neither was sent)."""
+    texts: list[str] = []
+    for item in response.get("output") or ():
+        if not isinstance(item, dict) or item.get("type") != "reasoning":
+            continue
+        parts = item.get("summary") or item.get("content") or ()
+        texts.extend(
+            part["text"] for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return "\n\n".join(texts)
 
 
 def citations(response: dict[str, Any]) -> list[str]:
@@ -252,12 +270,15 @@ class ResponsesStream(StreamTranslator):
     as OpenAI documents it, or with a nested `error` object) or `response.failed`
     raises an `UpstreamError`, so the gateway ends the stream with
     `data: {"error": …}`; text that arrived before it in the same read is sent
-    first and the error is raised on the next call. Every other event
-    (tool progress, reasoning) is skipped. The event kind is read from the
+    first and the error is raised on the next call. Reasoning summary deltas
+    become `reasoning_content` deltas (xAI's Chat Completions field). Every
+    other event (tool progress) is skipped. The event kind is read from the
     JSON `type`, falling back to the SSE `event:` name.
     """
 
     FINAL = ("response.completed", "response.done", "response.incomplete")
+    # Reasoning summaries, or the raw reasoning text where a server streams that instead.
+    REASONING = ("response.reasoning_summary_text.delta", "response.reasoning_text.delta")
 
     def __init__(self, provider: str, exchange: Exchange, *, with_citations: bool = True) -> None:
         self._provider = provider
@@ -265,6 +286,7 @@ class ResponsesStream(StreamTranslator):
         self._with_citations = with_citations
         self._events = EventSplitter()
         self._started = False
+        self._sent: set[str] = set()  # which delta fields were sent: content, reasoning_content
         self._finished = False
         self._urls: list[str] = []
         self._error: UpstreamError | None = None
@@ -304,6 +326,8 @@ class ResponsesStream(StreamTranslator):
                 break  # the text before the error goes out first; the next call raises
             if kind == "response.output_text.delta" and data.get("delta"):
                 out.extend(self._content(data["delta"]))
+            elif kind in self.REASONING and isinstance(data.get("delta"), str) and data["delta"]:
+                out.extend(self._content(data["delta"], "reasoning_content"))
             elif kind == "response.output_text.annotation.added":
                 self._urls.extend(_annotation_urls([data.get("annotation")]))
             elif kind == "response.output_text.done":
@@ -312,19 +336,25 @@ class ResponsesStream(StreamTranslator):
                 out.extend(self._final(data.get("response") or {}))
         return b"".join(out)
 
-    def _content(self, text: str) -> list[bytes]:
+    def _content(self, text: str, field: str = "content") -> list[bytes]:
+        """One delta of the answer (`content`) or of its reasoning (`reasoning_content`)."""
         out = [] if self._started else [self._chunk({"role": "assistant", "content": ""})]
         self._started = True
         self._exchange.completion_chars += len(text)
-        return [*out, self._chunk({"content": text})]
+        self._sent.add(field)
+        return [*out, self._chunk({field: text})]
 
     def _final(self, response: dict[str, Any]) -> list[bytes]:
         """The closing chunks; the text too if the stream sent it only here."""
         exchange = self._exchange
         self._finished = True
         out: list[bytes] = []
+        # What the stream sent only in the completed response is not lost.
+        reasoning = reasoning_text(response)
+        if reasoning and "reasoning_content" not in self._sent:
+            out.extend(self._content(reasoning, "reasoning_content"))
         text = response_text(response)
-        if not exchange.completion_chars and text:
+        if text and "content" not in self._sent:
             out.extend(self._content(text))
         elif not self._started:
             out.append(self._chunk({"role": "assistant", "content": ""}))
