@@ -269,7 +269,9 @@ def message(completion: dict[str, Any], model: str) -> dict[str, Any]:
     if isinstance(said.get("content"), str) and said["content"]:
         content.append({"type": "text", "text": said["content"]})
     for call in said.get("tool_calls") or ():
-        function = call.get("function") or {} if isinstance(call, dict) else {}
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") or {}
         content.append(
             {
                 "type": "tool_use",
