@@ -7,17 +7,23 @@ such as xAI for its server-side search tools):
     chat_completion(response, exchange)     the answer, as a `chat.completion`
     ResponsesStream                         the stream events, as `chat.completion.chunk`s
 
-The other direction (a `/v1/responses` request served by a Chat Completions
-provider) builds on the same item and usage mappings.
+Responses -> Chat Completions (a `/v1/responses` request served by a provider
+that only speaks Chat Completions):
+
+    chat_body(responses request)            the request
+    response_object(completion, shape)      the answer, as a `response`
+    ChatToResponsesStream                   chat chunks in, Responses stream events out
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 import orjson
 
-from ..errors import InvalidRequest, UpstreamError, UpstreamUnreachable
+from ..errors import InvalidRequest, UpstreamError, UpstreamUnreachable, clip
 from ..exchange import (
     Exchange,
     StreamTranslator,
@@ -376,3 +382,437 @@ class ResponsesStream(StreamTranslator):
     def _chunk(self, delta: dict[str, Any]) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
         return encode(chunk_shell(self._exchange, [choice]))
+
+
+# the other direction: a Responses request served by a Chat Completions provider ---------
+
+
+def chat_body(request: dict[str, Any]) -> dict[str, Any]:
+    """The Chat Completions body for a `/v1/responses` request; 400 naming the field when malformed.
+
+    Stateless: `previous_response_id` and `store: true` need a provider that keeps
+    responses, so they are refused here (an absent `store` is taken as false).
+    `instructions` becomes the first (system) message, `max_output_tokens`
+    becomes `max_tokens`, `text.format` becomes `response_format`, function
+    tools and `function_call` / `function_call_output` items become tools,
+    `tool_calls` and `tool` messages.
+    """
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string.", param="model")
+    if request.get("previous_response_id") is not None:
+        raise InvalidRequest(
+            "'previous_response_id' is not supported for this model: the gateway does not keep "
+            "responses; send the whole conversation in 'input'.",
+            param="previous_response_id",
+        )
+    if request.get("store") is True:
+        raise InvalidRequest(
+            "'store: true' is not supported for this model: the gateway does not keep responses.",
+            param="store",
+        )
+    messages: list[dict[str, Any]] = []
+    instructions = request.get("instructions")
+    if instructions is not None:
+        if not isinstance(instructions, str):
+            raise InvalidRequest("'instructions' must be a string.", param="instructions")
+        messages.append({"role": "system", "content": instructions})
+    messages.extend(_chat_messages(request.get("input")))
+    if not messages:
+        raise InvalidRequest("'input' is required.", param="input")
+    chat: dict[str, Any] = {"model": model, "messages": messages}
+    limit = request.get("max_output_tokens")
+    if limit is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidRequest("'max_output_tokens' must be a positive integer.", param="max_output_tokens")
+        chat["max_tokens"] = limit
+    for name in ("temperature", "top_p", "user", "parallel_tool_calls", "top_logprobs"):
+        if request.get(name) is not None:
+            chat[name] = request[name]
+    reasoning = request.get("reasoning")
+    if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
+        chat["reasoning_effort"] = reasoning["effort"]
+    response_format = _response_format(request.get("text"))
+    if response_format is not None:
+        chat["response_format"] = response_format
+    tools = [_chat_tool(t, i) for i, t in enumerate(_list(request.get("tools"), "tools"))]
+    if tools:
+        chat["tools"] = tools
+        if request.get("tool_choice") is not None:
+            chat["tool_choice"] = _chat_tool_choice(request["tool_choice"])
+    if request.get("stream") is True:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    elif request.get("stream") not in (None, False):
+        raise InvalidRequest("'stream' must be true or false.", param="stream")
+    return chat
+
+
+def _list(value: Any, param: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequest(f"'{param}' must be an array.", param=param)
+    return value
+
+
+def _chat_messages(input_: Any) -> list[dict[str, Any]]:
+    if isinstance(input_, str):
+        return [{"role": "user", "content": input_}]
+    messages: list[dict[str, Any]] = []
+    for i, item in enumerate(_list(input_, "input")):
+        where = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"{where} must be an object.", param=where)
+        kind = item.get("type", "message")
+        if kind == "message":
+            messages.append(_chat_message(item, where))
+        elif kind == "function_call":
+            call_id, name, arguments = item.get("call_id"), item.get("name"), item.get("arguments")
+            if not all(isinstance(v, str) for v in (call_id, name, arguments)):
+                raise InvalidRequest(f"{where} needs string 'call_id', 'name' and 'arguments'.", param=where)
+            call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+                last["tool_calls"].append(call)  # parallel calls: one assistant turn
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item.get("output")
+            if not isinstance(item.get("call_id"), str):
+                raise InvalidRequest(f"{where}.call_id must be a string.", param=where)
+            text = output if isinstance(output, str) else text_of(output)
+            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
+        elif kind in ("reasoning", "item_reference"):
+            continue  # nothing a Chat Completions provider can read
+        else:
+            raise InvalidRequest(f"{where}: input items of type {clip(kind)!r} are not supported.", param=where)
+    return messages
+
+
+def _chat_message(item: dict[str, Any], where: str) -> dict[str, Any]:
+    role = item.get("role")
+    if role not in ("user", "assistant", "system", "developer"):
+        raise InvalidRequest(f"{where}.role must be user, assistant, system or developer.", param=where)
+    role = "system" if role == "developer" else role
+    content = item.get("content")
+    if isinstance(content, str):
+        return {"role": role, "content": content}
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(_list(content, f"{where}.content")):
+        at = f"{where}.content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("input_text", "output_text", "text"):
+            if not isinstance(part.get("text"), str):
+                raise InvalidRequest(f"{at}.text must be a string.", param=at)
+            parts.append({"type": "text", "text": part["text"]})
+        elif kind == "input_image":
+            url = part.get("image_url")
+            if not isinstance(url, str):
+                raise InvalidRequest(f"{at}.image_url must be a URL or data URL string.", param=at)
+            image: dict[str, Any] = {"url": url}
+            if isinstance(part.get("detail"), str):
+                image["detail"] = part["detail"]
+            parts.append({"type": "image_url", "image_url": image})
+        elif kind == "refusal":
+            continue
+        else:
+            raise InvalidRequest(f"{at}: content parts of type {clip(str(kind))!r} are not supported.", param=at)
+    if role != "user" or all(p["type"] == "text" for p in parts):
+        return {"role": role, "content": "".join(p.get("text", "") for p in parts)}
+    return {"role": role, "content": parts}
+
+
+def _response_format(text: Any) -> dict[str, Any] | None:
+    """Responses `text.format` as Chat's `response_format`, whose json_schema is nested."""
+    if text is None:
+        return None
+    if not isinstance(text, dict):
+        raise InvalidRequest("'text' must be an object.", param="text")
+    fmt = text.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+        raise InvalidRequest("'text.format.type' must be text, json_object or json_schema.", param="text")
+    if fmt["type"] != "json_schema":
+        return {"type": fmt["type"]}
+    if not isinstance(fmt.get("name"), str) or not isinstance(fmt.get("schema"), dict):
+        raise InvalidRequest("'text.format' json_schema needs a string 'name' and an object 'schema'.", param="text")
+    schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if fmt.get(k) is not None}
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def _chat_tool(tool: Any, i: int) -> dict[str, Any]:
+    if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("name"), str):
+        raise InvalidRequest(
+            f"tools[{i}]: only function tools with a string 'name' can be used with this model.",
+            param=f"tools[{i}]",
+        )
+    function = {k: tool[k] for k in ("name", "description", "parameters", "strict") if tool.get(k) is not None}
+    return {"type": "function", "function": function}
+
+
+def _chat_tool_choice(choice: Any) -> Any:
+    if choice in ("auto", "none", "required"):
+        return choice
+    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
+        return {"type": "function", "function": {"name": choice["name"]}}
+    raise InvalidRequest("'tool_choice' must be auto, none, required or a function.", param="tool_choice")
+
+
+def responses_usage(usage: Any) -> dict[str, Any] | None:
+    """Chat usage in Responses names (the inverse of `chat_usage`)."""
+    if not isinstance(usage, dict) or not isinstance(usage.get("prompt_tokens"), int):
+        return None
+    prompt, completion = usage["prompt_tokens"], usage.get("completion_tokens") or 0
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": usage.get("total_tokens") or prompt + completion,
+    }
+
+
+class ResponseShape:
+    """What a translated `response` object repeats from its request, and its ids."""
+
+    def __init__(self, request: dict[str, Any], model: str) -> None:
+        self.id = f"resp_{uuid.uuid4().hex}"
+        self.created_at = int(time.time())
+        self.model = model
+        self.request = request
+
+    def response(self, status: str, output: list[dict[str, Any]], usage: Any = None,
+                 incomplete: str | None = None) -> dict[str, Any]:
+        request = self.request
+        text = request.get("text") if isinstance(request.get("text"), dict) else {"format": {"type": "text"}}
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status,
+            "error": None,
+            "incomplete_details": {"reason": incomplete} if incomplete else None,
+            "instructions": request.get("instructions"),
+            "max_output_tokens": request.get("max_output_tokens"),
+            "model": self.model,
+            "output": output,
+            "parallel_tool_calls": request.get("parallel_tool_calls", True) is not False,
+            "previous_response_id": None,
+            "reasoning": {"effort": None, "summary": None},
+            "store": False,
+            "temperature": request.get("temperature"),
+            "text": text,
+            "tool_choice": request.get("tool_choice") or "auto",
+            "tools": request.get("tools") or [],
+            "top_p": request.get("top_p"),
+            "truncation": "disabled",
+            "usage": responses_usage(usage),
+            "user": request.get("user"),
+            "metadata": request.get("metadata") if isinstance(request.get("metadata"), dict) else {},
+        }
+
+
+def _status(finish: Any) -> tuple[str, str | None]:
+    if finish == "length":
+        return "incomplete", "max_output_tokens"
+    if finish == "content_filter":
+        return "incomplete", "content_filter"
+    return "completed", None
+
+
+def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if status == "completed" else []
+    return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content}
+
+
+def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
+    return {
+        "type": "function_call", "id": item_id, "call_id": call_id, "name": name,
+        "arguments": arguments, "status": status,
+    }
+
+
+def response_object(completion: dict[str, Any], shape: ResponseShape) -> dict[str, Any]:
+    """A `chat.completion` (its first choice) as a Responses `response` object."""
+    choices = completion.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    said = choice.get("message") or {}
+    output: list[dict[str, Any]] = []
+    if isinstance(said.get("content"), str) and said["content"]:
+        output.append(_message_item(f"msg_{uuid.uuid4().hex}", said["content"]))
+    for call in said.get("tool_calls") or ():
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        output.append(
+            _call_item(
+                f"fc_{uuid.uuid4().hex}",
+                str(call.get("id") or f"call_{uuid.uuid4().hex[:24]}"),
+                str(function.get("name") or ""),
+                arguments if isinstance(arguments, str) else "{}",
+            )
+        )
+    status, incomplete = _status(choice.get("finish_reason"))
+    return shape.response(status, output, completion.get("usage"), incomplete)
+
+
+class ChatToResponsesStream:
+    """`chat.completion.chunk` SSE in, Responses stream events out.
+
+    Opens with `response.created` and `response.in_progress`; text goes into
+    one message item (`output_item.added`, `content_part.added`,
+    `output_text.delta` …, then the `done` events), each tool call into a
+    `function_call` item with `function_call_arguments.delta` events; an item
+    is closed before the next opens. Ends with `response.completed` (or
+    `response.incomplete`) carrying the whole response and its usage, sent at
+    `[DONE]` or at the end. The gateway's `data: {"error": …}` event becomes
+    `response.failed`.
+    """
+
+    def __init__(self, shape: ResponseShape) -> None:
+        self._shape = shape
+        self._events = EventSplitter()
+        self._sequence = 0
+        self._started = False
+        self._finished = False
+        self._output: list[dict[str, Any]] = []
+        self._open: tuple[str, int] | None = None  # ("text", 0) or ("tool", chat tool index)
+        self._text = ""
+        self._finish: Any = None
+        self._usage: Any = None
+
+    def feed(self, piece: bytes) -> bytes:
+        return b"".join(self._translate(event.data) for event in self._events.feed(piece))
+
+    def end(self) -> bytes:
+        out = b"".join(self._translate(event.data) for event in self._events.flush())
+        return out + self._complete()
+
+    def _event(self, kind: str, **data: Any) -> bytes:
+        self._sequence += 1
+        body = {"type": kind, "sequence_number": self._sequence, **data}
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
+
+    def _translate(self, data: bytes) -> bytes:
+        if self._finished:
+            return b""
+        if data == b"[DONE]":
+            return self._complete()
+        chunk = orjson.loads(data)
+        if not isinstance(chunk, dict):
+            return b""
+        out = [self._start()]
+        if "error" in chunk and "choices" not in chunk:
+            failed = chunk["error"] if isinstance(chunk["error"], dict) else {}
+            self._finished = True
+            response = self._shape.response("failed", self._output)
+            response["error"] = {
+                "code": "server_error",
+                "message": failed.get("message") if isinstance(failed.get("message"), str) else "The stream failed.",
+            }
+            return out[0] + self._event("response.failed", response=response)
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                out.append(self._text_delta(delta["content"]))
+            for call in delta.get("tool_calls") or ():
+                if isinstance(call, dict):
+                    out.append(self._call_delta(call))
+            if choice.get("finish_reason"):
+                self._finish = choice["finish_reason"]
+        return b"".join(out)
+
+    def _start(self) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        response = self._shape.response("in_progress", [])
+        return self._event("response.created", response=response) + self._event(
+            "response.in_progress", response=response
+        )
+
+    def _text_delta(self, text: str) -> bytes:
+        out = b""
+        if self._open != ("text", 0):
+            out = self._close()
+            item = _message_item(f"msg_{uuid.uuid4().hex}", "", "in_progress")
+            self._output.append(item)
+            self._open, self._text = ("text", 0), ""
+            index = len(self._output) - 1
+            out += self._event("response.output_item.added", output_index=index, item=item)
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            out += self._event(
+                "response.content_part.added", item_id=item["id"], output_index=index, content_index=0, part=part
+            )
+        self._text += text
+        item = self._output[-1]
+        return out + self._event(
+            "response.output_text.delta", item_id=item["id"], output_index=len(self._output) - 1,
+            content_index=0, delta=text, logprobs=[],
+        )
+
+    def _call_delta(self, call: dict[str, Any]) -> bytes:
+        function = call.get("function") or {}
+        index = call.get("index", 0)
+        out = b""
+        if self._open != ("tool", index):
+            out = self._close()
+            item = _call_item(
+                f"fc_{uuid.uuid4().hex}", str(call.get("id") or f"call_{uuid.uuid4().hex[:24]}"),
+                str(function.get("name") or ""), "", "in_progress",
+            )
+            self._output.append(item)
+            self._open = ("tool", index)
+            out += self._event("response.output_item.added", output_index=len(self._output) - 1, item=item)
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            item = self._output[-1]
+            item["arguments"] += arguments
+            out += self._event(
+                "response.function_call_arguments.delta", item_id=item["id"],
+                output_index=len(self._output) - 1, delta=arguments,
+            )
+        return out
+
+    def _close(self) -> bytes:
+        if self._open is None:
+            return b""
+        kind, _ = self._open
+        self._open = None
+        index = len(self._output) - 1
+        item = self._output[index]
+        if kind == "text":
+            done = _message_item(item["id"], self._text)
+            self._output[index] = done
+            part = done["content"][0]
+            return (
+                self._event("response.output_text.done", item_id=item["id"], output_index=index,
+                            content_index=0, text=self._text, logprobs=[])
+                + self._event("response.content_part.done", item_id=item["id"], output_index=index,
+                              content_index=0, part=part)
+                + self._event("response.output_item.done", output_index=index, item=done)
+            )
+        item["status"] = "completed"
+        return self._event(
+            "response.function_call_arguments.done", item_id=item["id"], output_index=index,
+            name=item["name"], arguments=item["arguments"],
+        ) + self._event("response.output_item.done", output_index=index, item=item)
+
+    def _complete(self) -> bytes:
+        if self._finished:
+            return b""
+        self._finished = True
+        out = self._start() + self._close()
+        status, incomplete = _status(self._finish)
+        response = self._shape.response(status, self._output, self._usage, incomplete)
+        kind = "response.completed" if status == "completed" else "response.incomplete"
+        return out + self._event(kind, response=response)
