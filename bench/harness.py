@@ -36,6 +36,7 @@ from .upstream import (
 )
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -45,14 +46,24 @@ class Bench:
     procs: Processes
     nginx_port: int = 0
     gateway_port: int = 0
+    bare_port: int = 0
     nginx: subprocess.Popen[bytes] | None = None
     gateway: subprocess.Popen[bytes] | None = None
+    bare: subprocess.Popen[bytes] | None = None
+    database_url: str = ""
     token: str = ""
     scripts: dict[str, Path] = field(default_factory=dict)
 
     @property
     def load_cpu(self) -> int | None:
         return self.args.load_cpu if self.args.pin else None
+
+    @property
+    def server_cpus(self) -> str | None:
+        """Where the gateway (and the bare proxy) run: one CPU, or every CPU for several workers."""
+        if not self.args.pin:
+            return None
+        return str(self.args.gateway_cpu) if self.args.workers == 1 else f"0-{(os.cpu_count() or 2) - 1}"
 
     def start_nginx(self) -> None:
         folder = self.work / "nginx"
@@ -102,7 +113,7 @@ class Bench:
         (folder / "config.json").write_text(json.dumps(config, indent=2))
         env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{folder / 'gateway.db'}",
+            "DATABASE_URL": self.database_url or f"sqlite:///{folder / 'gateway.db'}",
             "LLM_WRAPPER_CONFIG": str(folder / "config.json"),
             "LLM_WRAPPER_LOG_FILE": str(folder / "llm_proxy.log"),
             "LLM_WRAPPER_ENV_FILE": str(folder / ".env"),
@@ -136,7 +147,7 @@ class Bench:
         self.gateway = self.procs.start(
             "gateway",
             pinned(
-                self.args.gateway_cpu if self.args.pin else None,
+                self.server_cpus,
                 [
                     str(BIN / "llm-wrapper"),
                     "serve",
@@ -145,7 +156,7 @@ class Bench:
                     "--port",
                     str(self.gateway_port),
                     "--workers",
-                    "1",
+                    str(self.args.workers),
                 ],
             ),
             log,
@@ -153,6 +164,26 @@ class Bench:
             cwd=folder,
         )
         wait_http(f"http://127.0.0.1:{self.gateway_port}/healthz", self.gateway, log)
+
+    def start_bare(self) -> None:
+        """The reference proxy (bench/bare.py), pinned where the gateway is."""
+        folder = self.work / "bare"
+        folder.mkdir()
+        self.bare_port = free_port()
+        log = folder / "server.log"
+        self.bare = self.procs.start(
+            "bare proxy",
+            pinned(
+                self.server_cpus,
+                [
+                    sys.executable, "-m", "bench.bare", "--port", str(self.bare_port),
+                    "--upstream", f"http://127.0.0.1:{self.nginx_port}",
+                ],
+            ),
+            log,
+            cwd=ROOT,
+        )
+        wait_http(f"http://127.0.0.1:{self.bare_port}/", self.bare, log)
 
     def write_scripts(self) -> None:
         for mode, model, stream in (("json", JSON_MODEL, False), ("sse", SSE_MODEL, True)):
@@ -163,28 +194,31 @@ class Bench:
     def url(self, mode: str, target: str) -> str:
         if target == "direct":
             return f"http://127.0.0.1:{self.nginx_port}/{mode}/v1/chat/completions"
-        return f"http://127.0.0.1:{self.gateway_port}/v1/chat/completions"
+        port = self.bare_port if target == "bare" else self.gateway_port
+        return f"http://127.0.0.1:{port}/v1/chat/completions"
 
     def check_answers(self) -> None:
-        """One request of each kind first: a broken gateway fails loudly, not as 500s in a table."""
-        gateway = self.url("json", "gateway")
-        status, body = post(gateway, request_body(JSON_MODEL, False), self.token)
-        if status != 200 or json.loads(body).get("object") != "chat.completion":
-            raise SystemExit(f"the gateway's JSON answer is wrong ({status}): {body[:500]!r}")
-        status, body = post(gateway, request_body(SSE_MODEL, True), self.token)
-        chunks = body.count(b'"chat.completion.chunk"')
-        if status != 200 or chunks != CHUNKS or not body.rstrip().endswith(b"data: [DONE]"):
-            raise SystemExit(
-                f"the gateway's stream is wrong ({status}, {chunks} chunks): {body[:500]!r}"
-            )
+        """One request of each kind first: a broken server fails loudly, not as 500s in a table."""
+        for target in ("gateway", "bare"):
+            url = self.url("json", target)
+            status, body = post(url, request_body(JSON_MODEL, False), self.token)
+            if status != 200 or json.loads(body).get("object") != "chat.completion":
+                raise SystemExit(f"the {target}'s JSON answer is wrong ({status}): {body[:500]!r}")
+            status, body = post(url, request_body(SSE_MODEL, True), self.token)
+            chunks = body.count(b'"chat.completion.chunk"')
+            if status != 200 or chunks != CHUNKS or not body.rstrip().endswith(b"data: [DONE]"):
+                raise SystemExit(
+                    f"the {target}'s stream is wrong ({status}, {chunks} chunks): {body[:500]!r}"
+                )
 
     def measure(self, mode: str, target: str, connections: int, seconds: float) -> Run:
-        assert self.nginx and self.gateway
-        gw_before, ng_before = cpu_seconds(self.gateway.pid), cpu_seconds(self.nginx.pid)
+        assert self.nginx and self.gateway and self.bare
+        server = self.bare if target == "bare" else self.gateway
+        gw_before, ng_before = cpu_seconds(server.pid), cpu_seconds(self.nginx.pid)
         result = wrk(
             self.scripts[mode], self.url(mode, target), connections, seconds, self.load_cpu
         )
-        gw_cpu = cpu_seconds(self.gateway.pid) - gw_before
+        gw_cpu = cpu_seconds(server.pid) - gw_before
         ng_cpu = cpu_seconds(self.nginx.pid) - ng_before
         n = max(1, result["requests"])
         return Run(
@@ -198,7 +232,7 @@ class Bench:
             p99_ms=result["p99"] / 1000,
             non2xx=int(max(result["non2xx"], result["status"])),
             socket_errors=int(result["socket_errors"]),
-            gateway_cpu_ms=gw_cpu * 1000 / n if target == "gateway" else None,
+            gateway_cpu_ms=gw_cpu * 1000 / n if target != "direct" else None,
             nginx_cpu_ms=ng_cpu * 1000 / n,
         )
 

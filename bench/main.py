@@ -13,6 +13,7 @@ from pathlib import Path
 from . import __doc__ as ABOUT
 from .harness import Bench
 from .load import Run, wrk
+from .postgres import Postgres
 from .processes import Processes
 from .report import machine, report, update_doc
 
@@ -53,6 +54,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="report to update (default: docs/benchmarks.md, after a full run only)",
     )
     p.add_argument("--no-doc", action="store_true", help="print only; leave the report alone")
+    p.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the gateway's store: a SQLite file, or a local PostgreSQL server the bench starts",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway worker processes (default 1; with 2 the gateway gets both CPUs)",
+    )
     p.add_argument("--gateway-cpu", type=int, default=0, help="CPU for the gateway (default 0)")
     p.add_argument("--load-cpu", type=int, default=1, help="CPU for nginx and wrk (default 1)")
     args = p.parse_args(argv)
@@ -63,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--connections: comma-separated whole numbers")
     if args.duration <= 0 or args.duration > 600:
         p.error("--duration: between 0 and 600 seconds")
+    if not 1 <= args.workers <= 8:
+        p.error("--workers: between 1 and 8")
     return args
 
 
@@ -84,10 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         print("note: fewer than 2 CPUs (or no taskset): nothing is pinned", file=sys.stderr)
     procs = Processes()
     work = Path(tempfile.mkdtemp(prefix="llm-wrapper-bench-"))
+    database = Postgres(work) if args.database == "postgresql" else None
     try:
         bench = Bench(args, work, procs)
+        if database is not None:
+            bench.database_url = database.start()
         bench.start_nginx()
         bench.start_gateway()
+        bench.start_bare()
         bench.write_scripts()
         bench.check_answers()
         for mode in (
@@ -104,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[Run] = []
         for mode in ("json", "sse"):
             for conns in args.conns:
-                for target in ("direct", "gateway"):
+                for target in ("direct", "bare", "gateway"):
                     run = bench.measure(mode, target, conns, args.duration)
                     runs.append(run)
+                    cpu = "" if run.gateway_cpu_ms is None else f"  cpu {run.gateway_cpu_ms:.3f} ms"
                     print(
                         f"  {mode:4} {target:7} c={conns:<3} {run.rps:9,.0f} req/s  "
-                        f"p50 {run.p50_ms:.3f} ms"
+                        f"p50 {run.p50_ms:.3f} ms{cpu}"
                         f"  non-2xx {run.non2xx}  socket errors {run.socket_errors}",
                         file=sys.stderr,
                     )
@@ -122,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         body = report(args, info, runs, soak, command, profiles)
         print("\n" + body)
         # Quick looks print only, so they never replace the published figures by accident.
-        full = not args.no_soak and args.duration >= 10 and {1, 32} <= set(args.conns)
+        full = (
+            not args.no_soak
+            and args.duration >= 10
+            and {1, 32} <= set(args.conns)
+            and args.database == "sqlite"
+            and args.workers == 1
+        )
         if args.no_doc or (args.doc is None and not full):
             print("\ndocs/benchmarks.md left as it is (only a full run or --doc PATH writes it)")
         else:
@@ -132,4 +158,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         procs.stop_all()
+        if database is not None:
+            database.stop()
         shutil.rmtree(work, ignore_errors=True)

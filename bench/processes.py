@@ -68,7 +68,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def pinned(cpu: int | None, args: list[str]) -> list[str]:
+def pinned(cpu: int | str | None, args: list[str]) -> list[str]:
     return args if cpu is None else ["taskset", "-c", str(cpu), *args]
 
 
