@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print("note: fewer than 2 CPUs (or no taskset): nothing is pinned", file=sys.stderr)
     procs = Processes()
     work = Path(tempfile.mkdtemp(prefix="llm-wrapper-bench-"))
-    database = Postgres(work) if args.database == "postgresql" else None
+    database = Postgres(args.load_cpu if args.pin else None) if args.database == "postgresql" else None
     try:
         bench = Bench(args, work, procs)
         if database is not None:
