@@ -42,6 +42,10 @@ STREAMS_IN_FLIGHT = Gauge(
     "llm_wrapper_streams_in_flight", "Streams being relayed now", multiprocess_mode="livesum"
 )
 WEBHOOKS = Counter("llm_wrapper_webhook_deliveries_total", "Monitor webhook deliveries", ["outcome"])
+WEBHOOK_EVENTS_IGNORED = Counter(
+    "llm_wrapper_webhook_events_ignored_total",
+    "Monitor webhook deliveries acknowledged but not stored (unknown_monitor, inactive_monitor)", ["reason"],
+)
 ANALYTICS_LINES_LOST = Counter(
     "llm_wrapper_analytics_lines_lost_total", "Analytics log lines dropped because writing them failed"
 )

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     monitor_fetch_max_attempts: int = Field(
         12, description="Event fetch attempts before an event group is given up as failed."
     )
+    monitor_fetches_per_round: int = Field(
+        20, description="Event fetches a server process starts at most per second (one per monitor at a time)."
+    )
     speed_update_keywords: str = Field(
         DEFAULT_UPDATE_KEYWORDS,
         description="Comma-separated phrases that make a `speed` question an update request.",

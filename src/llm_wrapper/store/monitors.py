@@ -68,11 +68,14 @@ ADD_EVENT_GROUP = sql(
     "INSERT INTO event_groups (monitor_id, event_group_id, webhook_id, received_at, next_attempt_at) "
     "VALUES (:monitor_id, :event_group_id, :webhook_id, :at, :at) ON CONFLICT DO NOTHING RETURNING id"
 )
+DUE = "fetch_state = 'pending' AND next_attempt_at <= :now"
+# The oldest due group of each monitor only: deliveries for one monitor cost one fetch a round.
 CLAIM_FETCHES = sql(
     "UPDATE event_groups SET next_attempt_at = :lease, fetch_attempts = fetch_attempts + 1 "
-    "WHERE id IN (SELECT id FROM event_groups WHERE fetch_state = 'pending' "
-    "AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit {skip_locked}) "
-    f"AND fetch_state = 'pending' AND next_attempt_at <= :now RETURNING {GROUP}"
+    "WHERE id IN (SELECT id FROM event_groups WHERE id IN "
+    f"(SELECT MIN(id) FROM event_groups WHERE {DUE} GROUP BY monitor_id) "
+    "ORDER BY next_attempt_at LIMIT :limit {skip_locked}) "
+    f"AND {DUE} RETURNING {GROUP}"
 )
 FETCH_DONE = sql(
     "UPDATE event_groups SET fetch_state = 'fetched', fetched_at = :now, next_attempt_at = NULL, "
@@ -179,7 +182,8 @@ class MonitorStore:
         return bool(rows)
 
     async def claim_fetches(self, now: datetime, lease_until: datetime, limit: int) -> list[EventGroup]:
-        """Claim pending fetches that are due until `lease_until`; each claim counts one attempt."""
+        """Claim pending fetches that are due until `lease_until`, at most one a monitor (its
+        oldest) and `limit` in all; each claim counts one attempt."""
         rows = await self.db.rows(
             CLAIM_FETCHES, {"now": self.db.time(now), "lease": self.db.time(lease_until), "limit": limit}
         )
