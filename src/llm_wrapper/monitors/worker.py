@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from ..metrics import ACTIVE_MONITORS
 from ..store.base import StoreUnavailable
 from .service import MonitorService
 
@@ -42,6 +43,7 @@ async def run(service: MonitorService, sweep_seconds: float) -> None:
                 if swept.deactivated or swept.cancelled or swept.cancel_failed:
                     log.info("monitor sweep: %s", swept)
                 next_sweep = time.monotonic() + max(1.0, sweep_seconds)
+            ACTIVE_MONITORS.set(await service.store.count_active_monitors())  # scrapes never query
             round_ = await service.process_pending()
             fetched = bool(round_.fetched or round_.retrying or round_.failed)
             wait = min(MAX_IDLE, next_sweep - time.monotonic())

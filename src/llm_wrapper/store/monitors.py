@@ -44,6 +44,7 @@ INSERT_MONITOR = sql(
 )
 GET_MONITOR = sql(f"SELECT {MONITOR} FROM monitors WHERE monitor_id = :id")
 LIST_MONITORS = sql(f"SELECT {MONITOR} FROM monitors ORDER BY created_at DESC")
+COUNT_ACTIVE = sql("SELECT COUNT(*) FROM monitors WHERE deactivated_at IS NULL")
 LIST_USERS_MONITORS = sql(f"SELECT {MONITOR} FROM monitors WHERE username = :user ORDER BY created_at DESC")
 DEACTIVATE_MONITOR = sql(f"{DEACTIVATE} WHERE monitor_id = :id AND deactivated_at IS NULL")
 EXPIRE_MONITORS = sql(
@@ -129,6 +130,10 @@ class MonitorStore:
         else:
             rows = await self.db.rows(LIST_USERS_MONITORS, {"user": check_text(username, "username")})
         return [self._monitor(r) for r in rows]
+
+    async def count_active_monitors(self) -> int:
+        rows = await self.db.rows(COUNT_ACTIVE)
+        return int(rows[0][0])
 
     async def deactivate_monitor(self, monitor_id: str, now: datetime) -> Monitor | None:
         """Deactivate (remote cancel pending) unless already; the monitor as stored, None if unknown."""
