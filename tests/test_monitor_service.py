@@ -225,25 +225,15 @@ async def test_forged_deliveries_cost_one_fetch_a_monitor_a_round(service, fake)
     assert len(_event_fetches(fake)) == 2
 
 
-async def test_a_round_fetches_at_most_the_configured_number(tmp_path, fake):
-    settings = load_settings({
-        "LLM_WRAPPER_ENV_FILE": str(tmp_path / "absent.env"), "PARALLELAI_API_KEY": API_KEY,
-        "PARALLEL_BASE_URL": fake.url, "MONITOR_FETCHES_PER_ROUND": "3",
-    })
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    await store.migrate()
-    service = MonitorService(settings, store)
-    try:
-        for user in range(5):
-            made, _ = await service.create(f"user{user}", "q", "daily")
-            fake.add_event(made.monitor_id, "g", f"news {user}", ["https://x.example"])
-            await service.ingest({}, _delivery(made.monitor_id, "g"))
-        assert len((await service.process_pending()).fetched) == 3
-        assert len((await service.process_pending()).fetched) == 2
-        assert len(_event_fetches(fake)) == 5
-    finally:
-        await service.close()
-        await store.close()
+async def test_a_round_fetches_at_most_the_configured_number(service, fake):
+    service.settings = service.settings.model_copy(update={"monitor_fetches_per_round": 3})
+    for user in range(5):
+        made, _ = await service.create(f"user{user}", "q", "daily")
+        fake.add_event(made.monitor_id, "g", f"news {user}", ["https://x.example"])
+        await service.ingest({}, _delivery(made.monitor_id, "g"))
+    assert len((await service.process_pending()).fetched) == 3
+    assert len((await service.process_pending()).fetched) == 2
+    assert len(_event_fetches(fake)) == 5
 
 
 async def test_any_fetch_error_is_recorded_on_its_group_and_never_stops_the_round(service, fake):

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     )
     api_docs: bool = Field(False, description="Serve /docs, /redoc and /openapi.json.")
     metrics_port: int | None = Field(
-        None, description="Serve /metrics on this port only (not on the API port)."
+        None, ge=1, le=65535, description="Serve /metrics on this port only (not on the API port)."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the separate metrics listener binds.")
 
