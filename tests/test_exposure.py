@@ -95,7 +95,7 @@ def test_public_base_url_replaces_the_host_everywhere(public: GatewayProcess) ->
 
 
 def test_an_unknown_path_is_still_a_404_in_openai_shape(plain: GatewayProcess) -> None:
-    for path in ("/nothing/", "/nothing", "/v1/nothing/"):
+    for path in ("/nothing/", "/nothing", "/v1/nothing/", "/static/nothing.css", "/static/nothing/"):
         response = httpx.get(plain.url + path, follow_redirects=False, timeout=10)
         assert response.status_code == 404, path
         assert set(response.json()["error"]) == {"message", "type", "param", "code"}

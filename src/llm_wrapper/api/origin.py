@@ -18,6 +18,7 @@ from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Match
+from starlette.types import Scope
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOST = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]{{2,45}}\])(?::[0-9]{{1,5}})?")
@@ -44,14 +45,18 @@ def base_url(request: Request) -> str:
 
 
 def slash_redirect(request: Request) -> Response | None:
-    """307 to the same path with its trailing slash added or removed, when that path has a route."""
+    """307 to the same path with its trailing slash added or removed, when no route took this
+    path and one takes the other (a 404 from inside a route, such as a missing static file, stays)."""
     scope = request.scope
     path = get_route_path(scope)
-    if scope["type"] != "http" or path == "/":
+    if scope["type"] != "http" or path == "/" or _routed(request, scope):
         return None
     other = path.rstrip("/") if path.endswith("/") else path + "/"
-    probe = {**scope, "path": scope.get("root_path", "") + other}
-    if not any(route.matches(probe)[0] is not Match.NONE for route in request.app.router.routes):
+    if not _routed(request, {**scope, "path": scope.get("root_path", "") + other}):
         return None
     query = scope.get("query_string", b"").decode("latin-1")
     return RedirectResponse(base_url(request) + other + (f"?{query}" if query else ""), status_code=307)
+
+
+def _routed(request: Request, scope: Scope) -> bool:
+    return any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes)
