@@ -6,7 +6,9 @@ import base64
 import time
 from datetime import UTC, timedelta
 
+import orjson
 import pytest
+from prometheus_client import REGISTRY
 from standardwebhooks import Webhook
 
 from llm_wrapper.errors import InvalidRequest, NotFound, ServiceUnavailable, UpstreamUnreachable
@@ -128,6 +130,11 @@ async def test_create_refusals_write_nothing(service, fake, tmp_path):
         await service.create("alice", "q", "monthly")
     with pytest.raises(InvalidRequest):
         await service.create("alice", "q", "daily", event_types=["monitor.bogus"])
+    with pytest.raises(InvalidRequest) as refused:  # checked before Parallel creates anything
+        await service.create("alice", "chips\x00", "daily")
+    assert refused.value.param == "query"
+    with pytest.raises(InvalidRequest):
+        await service.create("al\x00ice", "q", "daily")
     assert fake.calls == [] and await service.list() == []
     fake.stop()
     with pytest.raises(UpstreamUnreachable):
@@ -164,3 +171,90 @@ async def test_speed_answers_only_update_questions(service, fake):
     answer = await speed(body("latest?"), grant, Exchange("speed", False))
     assert b"No new updates since " + made.created_at.strftime("%Y-%m-%d %H:%M").encode() in answer.body
     assert await service.waiting_updates("alice") == 0
+
+
+def _delivery(monitor_id: str, group: str = "mevtgrp_1", kind: str = "monitor.event.detected") -> bytes:
+    return orjson.dumps({"type": kind, "data": {"monitor_id": monitor_id, "event": {"event_group_id": group}}})
+
+
+def _ignored(reason: str) -> float:
+    return REGISTRY.get_sample_value("llm_wrapper_webhook_events_ignored_total", {"reason": reason}) or 0.0
+
+
+def _event_fetches(fake: FakeParallel) -> list:
+    return [call for call in fake.calls if call[0] == "GET" and call[1].endswith("/events")]
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("monitor_id", "m" * 100_000), ("monitor_id", "../../v1/monitors"), ("monitor_id", "m x"),
+    ("group", "g" * 129), ("group", "g/1"), ("group", "g?x=1"), ("webhook-id", "w\n1"),
+])
+async def test_webhook_ids_must_be_short_and_url_safe(service, fake, field, value):
+    made, _ = await service.create("alice", "q", "daily")
+    monitor_id = value if field == "monitor_id" else made.monitor_id
+    body = _delivery(monitor_id, value if field == "group" else "mevtgrp_1")
+    headers = {"webhook-id": value} if field == "webhook-id" else {}
+    with pytest.raises(InvalidRequest) as refused:
+        await service.ingest(headers, body)
+    assert refused.value.param in ("data.monitor_id", "data.event.event_group_id", "webhook-id")
+    assert len(refused.value.message) < 200
+    assert await service.store.list_event_groups() == []
+
+
+async def test_deliveries_for_unknown_or_inactive_monitors_are_acknowledged_and_dropped(service, fake):
+    unknown, inactive = _ignored("unknown_monitor"), _ignored("inactive_monitor")
+    outcome = await service.ingest({}, _delivery("monitor_forged"))
+    assert outcome == {"received": True, "stored": False, "duplicate": False, "ignored": "unknown_monitor"}
+    assert await service.ingest({}, _delivery("monitor_forged", kind="monitor.execution.failed"))
+    old, _ = await service.create("alice", "q", "daily")
+    await service.deactivate(old.monitor_id)
+    assert (await service.ingest({}, _delivery(old.monitor_id)))["ignored"] == "inactive_monitor"
+    assert _ignored("unknown_monitor") == unknown + 2 and _ignored("inactive_monitor") == inactive + 1
+    assert await service.store.list_event_groups() == []
+    assert (await service.process_pending()).fetched == [] and _event_fetches(fake) == []
+
+
+async def test_forged_deliveries_cost_one_fetch_a_monitor_a_round(service, fake):
+    """Unsigned mode: 1,000 deliveries for one known monitor make one call to Parallel per round."""
+    made, _ = await service.create("alice", "q", "daily")
+    for i in range(1000):
+        assert (await service.ingest({}, _delivery(made.monitor_id, f"mevtgrp_{i}")))["stored"]
+    report = await service.process_pending()
+    assert len(_event_fetches(fake)) == 1 and list(report.retrying) == [f"{made.monitor_id}/mevtgrp_0"]
+    await service.process_pending(utc_now() + timedelta(seconds=1))
+    assert len(_event_fetches(fake)) == 2
+
+
+async def test_a_round_fetches_at_most_the_configured_number(service, fake):
+    service.settings = service.settings.model_copy(update={"monitor_fetches_per_round": 3})
+    for user in range(5):
+        made, _ = await service.create(f"user{user}", "q", "daily")
+        fake.add_event(made.monitor_id, "g", f"news {user}", ["https://x.example"])
+        await service.ingest({}, _delivery(made.monitor_id, "g"))
+    assert len((await service.process_pending()).fetched) == 3
+    assert len((await service.process_pending()).fetched) == 2
+    assert len(_event_fetches(fake)) == 5
+
+
+async def test_any_fetch_error_is_recorded_on_its_group_and_never_stops_the_round(service, fake):
+    """Rows stored before ids were checked: an id the HTTP client refuses, and one Parallel does not know."""
+    made, _ = await service.create("alice", "q", "daily")
+    fake.add_event(made.monitor_id, "g_ok", "good news", ["https://x.example"])
+    now = utc_now()
+    for monitor_id, group in (("m" * 100_000, "g1"), ("monitor_gone", "g2"), (made.monitor_id, "g_ok")):
+        await service.store.add_event_group(monitor_id=monitor_id, event_group_id=group, webhook_id=None,
+                                            received_at=now)
+    report = await service.process_pending(now)
+    assert report.fetched == [f"{made.monitor_id}/g_ok"]
+    assert [label.split("/")[-1] for label in report.retrying] == ["g1"]
+    assert [label.split("/")[-1] for label in report.failed] == ["g2"]  # Parallel's 404: given up at once
+    groups = {g.event_group_id: g for g in await service.store.list_event_groups()}
+    assert groups["g2"].fetch_state == "failed" and "not found" in groups["g2"].last_error.lower()
+    assert groups["g1"].fetch_state == "pending" and groups["g1"].last_error
+    later = now + timedelta(hours=2)
+    for _ in range(2, service.settings.monitor_fetch_max_attempts + 1):
+        report = await service.process_pending(later)
+        later += timedelta(hours=2)
+    assert [label.split("/")[-1] for label in report.failed] == ["g1"]
+    assert (await service.store.list_event_groups())[0].fetch_state == "failed"
+    assert await service.process_pending(later + timedelta(days=1)) == type(report)()

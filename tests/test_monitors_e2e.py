@@ -285,3 +285,31 @@ def test_whsec_secret_form_is_verified_end_to_end(monitor_gateway, fake_parallel
     forged["webhook-signature"] = stranger.sign(forged["webhook-id"], moment, third.decode())
     assert fake_parallel.deliver(url, third, forged)[0] == 401
     assert sorted(g["event_group_id"] for g in event_groups(gateway)) == ["w1", "w2"]
+
+
+def test_forged_unsigned_deliveries_are_bounded(monitor_gateway, fake_parallel):
+    """Unsigned mode (no secret): ids are checked, unknown monitors cost no call to Parallel, and a
+    flood for a known monitor costs at most one fetch a second; the start-up warning says so."""
+    gateway = monitor_gateway(PARALLEL_WEBHOOK_SECRET=None)
+    assert "anyone who can reach /webhooks/parallel-monitor can make this gateway fetch" in gateway.logs()
+    monitor = create(gateway)
+    url = gateway.url + WEBHOOK_PATH
+    started = time.monotonic()
+    with httpx.Client(timeout=10) as http:
+        huge = http.post(url, content=webhook("m" * 100_000, "g1"))
+        assert huge.status_code == 400 and huge.json()["error"]["param"] == "data.monitor_id"
+        assert len(huge.text) < 1000
+        for i in range(200):
+            forged = http.post(url, content=webhook(f"monitor_forged{i}", f"g{i}"))
+            assert forged.status_code == 200 and forged.json()["ignored"] == "unknown_monitor"
+        for i in range(200):
+            assert http.post(url, content=webhook(monitor["monitor_id"], f"flood{i}")).json()["stored"]
+        metrics = http.get(gateway.url + "/metrics").text
+    assert 'llm_wrapper_webhook_events_ignored_total{reason="unknown_monitor"} 200.0' in metrics
+    wait_for(lambda: len(fake_parallel.calls_to("GET", f"/v1/monitors/{monitor['monitor_id']}/events")) >= 2,
+             what="a second round of fetches")
+    elapsed = time.monotonic() - started
+    fetches = [c for c in fake_parallel.calls if c[0] == "GET"]
+    assert all(c[1] == f"/v1/monitors/{monitor['monitor_id']}/events" for c in fetches)  # nothing for forged ids
+    assert 2 <= len(fetches) <= elapsed + 2, (len(fetches), elapsed)  # rounds at least 1 s apart, one call each
+    assert len(event_groups(gateway)) == 200

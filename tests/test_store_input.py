@@ -172,10 +172,11 @@ async def test_nul_characters_from_elsewhere_are_stored_replaced(store: Store) -
     assert (await store.get_monitor("m1")).last_error == "boom\ufffd"
     for group in ("g1", "g2"):
         await store.add_event_group(monitor_id="m1", event_group_id=group, webhook_id=None, received_at=NOW)
-    first, second = await store.claim_fetches(NOW, NOW + timedelta(minutes=2), 10)
+    (first,) = await store.claim_fetches(NOW, NOW + timedelta(minutes=2), 10)  # one a monitor at a time
     await store.finish_fetch(first.id, now=NOW, events=[
         {"event_id": "e\x00", "event_date": "2026-05-01\x00", "text": "a\x00b", "source_urls": ["https://x/\x00"]}
     ])
+    (second,) = await store.claim_fetches(NOW, NOW + timedelta(minutes=2), 10)
     await store.finish_fetch(second.id, now=NOW, error="bad\x00gateway", retry_at=NOW)
     stored = {g.event_group_id: g for g in await store.list_event_groups("m1")}
     assert stored["g1"].events == [

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from . import redaction
 from .analytics import AnalyticsLog
-from .api import admin, chat, health, me, pages, webhooks
+from .api import admin, chat, docs, health, me, origin, pages, webhooks
 from .api import monitors as monitors_api
 from .auth import Authorizer
 from .config import load_config
@@ -71,13 +71,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="llm-wrapper",
         summary="An OpenAI-compatible LLM gateway",
         lifespan=lifespan,
-        docs_url="/docs",
+        # The API's description only with API_DOCS (see api/docs.py for the pages' policy).
+        openapi_url="/openapi.json" if settings.api_docs else None,
+        docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # made in api/origin.py, without trusting the Host header
         # FastAPI's built-in telemetry looks up OpenTelemetry providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.state.public_base_url = settings.public_base_url
     app.include_router(chat.router)
     app.include_router(health.router)
+    if settings.metrics_port is None:  # else only the separate listener serves it (server.py)
+        app.include_router(health.metrics_router)
+    if settings.api_docs:
+        docs.install(app)
     app.include_router(me.router)
     app.include_router(monitors_api.router)
     app.include_router(webhooks.router)
@@ -132,6 +140,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
+            redirect = origin.slash_redirect(request)
+            if redirect is not None:
+                return redirect
             error: GatewayError = NotFound(f"No route for {request.method} {request.url.path}.")
         else:
             error = GatewayError(str(exc.detail), status=exc.status_code, type=status_type(exc.status_code))

@@ -4,6 +4,8 @@ With more than one worker, `llm-wrapper serve` points `PROMETHEUS_MULTIPROC_DIR`
 at a fresh folder before the workers start; prometheus-client then keeps each
 process's values in memory-mapped files there and `/metrics` adds them up
 (its "multiprocess mode"). With one worker the ordinary registry is used.
+With METRICS_PORT set, the API port has no `/metrics`; `serve_separately` serves
+them on their own listener instead.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -42,11 +45,15 @@ STREAMS_IN_FLIGHT = Gauge(
     "llm_wrapper_streams_in_flight", "Streams being relayed now", multiprocess_mode="livesum"
 )
 WEBHOOKS = Counter("llm_wrapper_webhook_deliveries_total", "Monitor webhook deliveries", ["outcome"])
+WEBHOOK_EVENTS_IGNORED = Counter(
+    "llm_wrapper_webhook_events_ignored_total",
+    "Monitor webhook deliveries acknowledged but not stored (unknown_monitor, inactive_monitor)", ["reason"],
+)
 ANALYTICS_LINES_LOST = Counter(
     "llm_wrapper_analytics_lines_lost_total", "Analytics log lines dropped because writing them failed"
 )
-ACTIVE_MONITORS = Gauge(
-    "llm_wrapper_active_monitors", "Active monitors in the store", multiprocess_mode="max"
+ACTIVE_MONITORS = Gauge(  # counted by each process's monitor loop (at least every 30 s), not per scrape
+    "llm_wrapper_active_monitors", "Active monitors in the store", multiprocess_mode="livemostrecent"
 )
 
 
@@ -56,12 +63,30 @@ def error_kind(status: int) -> str:
     )
 
 
+def registry(multiproc: bool = MULTIPROC) -> CollectorRegistry:
+    """What to expose: every worker's values in multiprocess mode, else this process's."""
+    if not multiproc:
+        return REGISTRY
+    from prometheus_client import multiprocess
+
+    combined = CollectorRegistry()
+    multiprocess.MultiProcessCollector(combined)
+    return combined
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text for every process of this server."""
-    if MULTIPROC:
-        from prometheus_client import multiprocess
+    return generate_latest(registry()), CONTENT_TYPE_LATEST
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+
+def serve_separately(host: str, port: int) -> None:
+    """METRICS_PORT: serve the metrics from a thread of this process on their own listener.
+
+    `llm-wrapper serve` calls it in the process that runs uvicorn: with one worker that is
+    the worker itself; with several it is their supervisor, which serves the values every
+    worker keeps in PROMETHEUS_MULTIPROC_DIR (so it is decided here, not at import).
+    Raises OSError when the address cannot be bound.
+    """
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host, registry=registry(bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))))

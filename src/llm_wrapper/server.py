@@ -60,6 +60,16 @@ def serve(settings: Settings, *, host: str, port: int | None, config_path: Path 
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers are separate processes: keep their metrics in shared files (see metrics.py).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="llm-wrapper-metrics-")
+    if settings.metrics_port is not None:
+        from .metrics import serve_separately
+
+        try:
+            serve_separately(settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            raise SystemExit(
+                f"llm-wrapper: cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc.strerror}"
+            ) from None
+        log.info("metrics on http://%s:%d/metrics only", settings.metrics_host, settings.metrics_port)
     uvicorn.run(
         "llm_wrapper.server:app_factory",
         factory=True,

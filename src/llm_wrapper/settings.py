@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_WEBHOOK_URL = "https://knowledge.learnwitharobot.com/webhooks/parallel-monitor"
@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     monitor_fetch_max_attempts: int = Field(
         12, description="Event fetch attempts before an event group is given up as failed."
     )
+    monitor_fetches_per_round: int = Field(
+        20, description="Event fetches a server process starts at most per second (one per monitor at a time)."
+    )
     speed_update_keywords: str = Field(
         DEFAULT_UPDATE_KEYWORDS,
         description="Comma-separated phrases that make a `speed` question an update request.",
@@ -82,6 +85,31 @@ class Settings(BaseSettings):
         5.0, description="Longest wait for the database (connect, lock, statement)."
     )
     log_level: str = Field("info", description="Server log level.")
+    public_base_url: str | None = Field(
+        None, description="How clients reach this server (https://host[:port][/prefix]); pages and redirects use it."
+    )
+    api_docs: bool = Field(False, description="Serve /docs, /redoc and /openapi.json.")
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve /metrics on this port only (not on the API port)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the separate metrics listener binds.")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from .api.origin import plausible_host
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not plausible_host(parts.netloc) or parts.query or parts.fragment:
+            raise ValueError("must be http(s)://host[:port][/prefix], e.g. https://llm.example.com")
+        return value.rstrip("/")
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _metrics_port(cls, value: object) -> object:
+        return None if value == "" else value
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):

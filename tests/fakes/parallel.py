@@ -1,7 +1,8 @@
 """A fake of Parallel: the V1 Monitor API calls the gateway uses, a minimal chat API, and webhook delivery.
 
 - `POST /v1/monitors`, `POST /v1/monitors/{id}/cancel`, `GET /v1/monitors/{id}`,
-  `GET /v1/monitors/{id}/events?event_group_id=…` (x-api-key checked);
+  `GET /v1/monitors/{id}/events?event_group_id=…` (x-api-key checked; 404 for a
+  monitor it did not create, as Parallel);
 - `POST /chat/completions` (Bearer), answering "parallel says: <question>";
 - `add_event(...)` puts one event into a monitor's event group;
 - `cancel_failures = n` makes the next n cancels answer 503;
@@ -161,6 +162,8 @@ class FakeParallel:
             if self.event_failures is not None:
                 self.event_failures -= 1
             return self._error(500, "Internal error")
+        if request.match_info["monitor_id"] not in self.monitors:
+            return self._error(404, "Monitor not found")
         key = (request.match_info["monitor_id"], request.query.get("event_group_id", ""))
         return web.json_response({"events": self.events.get(key, []), "next_cursor": None})
 

@@ -10,6 +10,7 @@ from .deps import ServicesDep
 from .responses import json_response
 
 router = APIRouter()
+metrics_router = APIRouter()
 
 
 @router.get("/healthz")
@@ -29,13 +30,9 @@ async def readyz(services: ServicesDep) -> Response:
     return json_response({"status": "ready", "database": services.store.dialect})
 
 
-@router.get("/metrics")
-async def metrics(services: ServicesDep) -> Response:
-    from ..metrics import ACTIVE_MONITORS, render
+@metrics_router.get("/metrics")
+async def metrics() -> Response:
+    from ..metrics import render
 
-    try:
-        ACTIVE_MONITORS.set(sum(m.active for m in await services.monitors.list()))
-    except StoreUnavailable:
-        pass
     body, content_type = render()
     return Response(body, media_type=content_type)

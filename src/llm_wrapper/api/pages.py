@@ -17,10 +17,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import Scope
 
 from .. import __version__
 from ..services import Services
 from .deps import ServicesDep
+from .origin import base_url
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 
@@ -47,8 +49,17 @@ def install(app: FastAPI) -> None:
     )
     env.globals["version"] = __version__
     app.state.templates = Jinja2Templates(env=env)
-    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    app.mount("/static", NoSniffStaticFiles(directory=WEB / "static"), name="static")
     app.include_router(router)
+
+
+class NoSniffStaticFiles(StaticFiles):
+    """Static files a browser must take as the type they are served with."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 def render(request: Request, name: str, page: str, **context: Any) -> Response:
@@ -64,7 +75,7 @@ async def index(request: Request, services: ServicesDep) -> Response:
     providers = models_by_provider(services)
     listed = services.gateway.models()
     example = next((m.id for m in listed if m.owned_by != "llm-wrapper"), listed[0].id if listed else "")
-    api_base = str(request.base_url).rstrip("/") + "/v1"
+    api_base = base_url(request) + "/v1"
     return render(
         request, "index.html", "home",
         providers=providers, model_count=len(listed), example_model=example, api_base=api_base,

@@ -2,8 +2,9 @@
 
 The raw body is verified (when PARALLEL_WEBHOOK_SECRET is set), stored, and
 answered 200 at once; the event group's content is fetched in the background.
-Bad or missing signature 401, malformed body 400; nothing is stored for either.
-A repeated delivery is answered 200 and stored once.
+Bad or missing signature 401, malformed body or ids 400; nothing is stored for either.
+A repeated delivery is answered 200 and stored once; one for a monitor not known
+here is answered 200 and dropped.
 """
 
 from __future__ import annotations
@@ -27,5 +28,5 @@ async def parallel_monitor_webhook(request: Request, services: ServicesDep) -> R
     except GatewayError as error:
         WEBHOOKS.labels(f"refused_{error.status}").inc()
         raise
-    WEBHOOKS.labels("duplicate" if outcome.get("duplicate") else "accepted").inc()
+    WEBHOOKS.labels("ignored" if outcome.get("ignored") else "duplicate" if outcome.get("duplicate") else "accepted").inc()
     return json_response(outcome)

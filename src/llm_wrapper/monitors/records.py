@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..errors import InvalidRequest
+
 EVENT_DETECTED = "monitor.event.detected"
 EXECUTION_COMPLETED = "monitor.execution.completed"
 EXECUTION_FAILED = "monitor.execution.failed"
@@ -20,6 +22,18 @@ CADENCES = {"hourly": "1h", "daily": "1d", "weekly": "1w", "every_two_weeks": "2
 _FREQUENCY = re.compile(r"^([1-9][0-9]*)([hdw])$")
 _HOURS = {"h": 1, "d": 24, "w": 168}
 MAX_HOURS = 30 * 24  # Parallel accepts 1h to 30d inclusive
+# Parallel's ids look like `monitor_…`, `mevtgrp_…`, `whevent_…`: short and URL-safe. Anything else
+# is refused before it is stored or put into a URL.
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def check_id(value: object, param: str) -> str:
+    """`value` if it is a plausible Parallel id (1–128 of `A-Za-z0-9_.:-`); InvalidRequest (400) if not."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise InvalidRequest(
+            f"'{param}' must be 1 to 128 letters, digits or `_.:-` characters.", param=param
+        )
+    return value
 
 
 def parse_frequency(value: str) -> str:

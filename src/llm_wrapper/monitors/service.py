@@ -9,9 +9,12 @@ Contracts other modules rely on:
 - `list(username=None)`, `deactivate(monitor_id, username=None)` (another user's
   monitor is NotFound), `active_monitor(username)`, `waiting_updates(username)`.
 - `ingest(headers, body)`: a webhook delivery, verified and stored once; its
-  content is fetched later by `process_pending`.
-- `process_pending(now=None)` and `sweep(now=None)` run once and return a report
-  (burst mode), so tests and commands need no waiting; `worker.run` repeats them.
+  content is fetched later by `process_pending`. Deliveries for monitors not
+  stored here (or, for detections, no longer active) are acknowledged and
+  dropped, so a forged delivery never makes the gateway call Parallel.
+- `process_pending(now=None)` (one round of fetches) and `sweep(now=None)` run
+  once and return a report (burst mode), so tests and commands need no waiting;
+  `worker.run` repeats them.
 
 Raises GatewayErrors: InvalidRequest (400), NotFound (404), AuthenticationFailed
 (401, bad signature), ServiceUnavailable (503, no Parallel key), and Parallel's
@@ -30,21 +33,28 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .. import redaction
 from ..errors import (
     AuthenticationFailed,
     GatewayError,
     InvalidRequest,
     NotFound,
     ServiceUnavailable,
+    UpstreamError,
+    clip,
 )
+from ..metrics import WEBHOOK_EVENTS_IGNORED
+from ..store.base import StoreUnavailable
+from ..store.database import check_text
 from ..tokens import utc_now
 from . import signing
 from .records import (
     EVENT_DETECTED,
     EVENT_TYPES,
-    EXECUTION_COMPLETED,
     EXECUTION_FAILED,
+    EventGroup,
     Monitor,
+    check_id,
     parse_frequency,
 )
 from .remote import KEY_MISSING, ParallelMonitors
@@ -58,6 +68,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=120)  # longer than one Parallel call may take
 MAX_BACKOFF_SECONDS = 3600.0
 BATCH = 50
+FINAL_STATUSES = (400, 404, 422)  # Parallel does not know this monitor or event group: no use retrying
 
 
 @dataclass
@@ -111,6 +122,8 @@ class MonitorService:
             raise InvalidRequest("A username is required.", param="username")
         if not query:
             raise InvalidRequest("'query' is required and must not be empty.", param="query")
+        check_text(username, "username")  # before Parallel is called: a refused monitor must not exist there
+        check_text(query, "query")
         try:
             frequency = parse_frequency(frequency_or_cadence)
         except ValueError as exc:
@@ -168,7 +181,10 @@ class MonitorService:
         """Verify (when a secret is set), parse and store one delivery; nothing is stored on error.
 
         `monitor.event.detected` is stored as an event group to fetch; `completed` and
-        `failed` only update the monitor's last run; other types are acknowledged.
+        `failed` only update the monitor's last run; other types are acknowledged. Ids
+        that are not short and URL-safe are refused (400); a delivery for a monitor not
+        stored here, or a detection for an inactive one, is acknowledged, counted in
+        `llm_wrapper_webhook_events_ignored_total` and dropped (`"ignored": reason`).
         """
         secret = self.settings.parallel_webhook_secret
         webhook_id = headers.get("webhook-id") or None
@@ -177,12 +193,25 @@ class MonitorService:
                 webhook_id = signing.verify(secret.get_secret_value(), headers, body)
             except signing.BadSignature as exc:
                 raise AuthenticationFailed(f"Webhook signature refused: {exc}.", code="invalid_signature") from None
+        if webhook_id is not None:
+            check_id(webhook_id, "webhook-id")
         kind, monitor_id, event = parse_delivery(body)
-        now = self.clock()
+        if kind not in EVENT_TYPES:
+            return {"received": True, "stored": False, "duplicate": False}
+        group_id = None
         if kind == EVENT_DETECTED:
             group_id = event.get("event_group_id")
             if not isinstance(group_id, str) or not group_id:
                 raise InvalidRequest("data.event.event_group_id is required for monitor.event.detected.")
+            check_id(group_id, "data.event.event_group_id")
+        monitor = await self.store.get_monitor(monitor_id)
+        if monitor is None or (group_id is not None and not monitor.active):
+            # answered 2xx so that Parallel stops retrying; a forged delivery costs one lookup, no call out
+            reason = "unknown_monitor" if monitor is None else "inactive_monitor"
+            WEBHOOK_EVENTS_IGNORED.labels(reason).inc()
+            return {"received": True, "stored": False, "duplicate": False, "ignored": reason}
+        now = self.clock()
+        if group_id is not None:
             stored = await self.store.add_event_group(
                 monitor_id=monitor_id, event_group_id=group_id, webhook_id=webhook_id, received_at=now
             )
@@ -190,41 +219,59 @@ class MonitorService:
             if stored:
                 self.wake.set()
             return {"received": True, "stored": stored, "duplicate": not stored}
-        if kind in (EXECUTION_COMPLETED, EXECUTION_FAILED):
-            error = str(event.get("error") or event.get("error_message") or "failed") if kind == EXECUTION_FAILED else None
-            await self.store.record_run(monitor_id, kind.rsplit(".", 1)[1], now, error)
+        error = None
+        if kind == EXECUTION_FAILED:
+            error = clip(str(event.get("error") or event.get("error_message") or "failed"), 500)
+        await self.store.record_run(monitor_id, kind.rsplit(".", 1)[1], now, error)
         return {"received": True, "stored": False, "duplicate": False}
 
     async def process_pending(self, now: datetime | None = None) -> FetchReport:
-        """Fetch every event group that is due, once each; failures are rescheduled with backoff."""
+        """One round: claim the due event groups (at most one a monitor, at most
+        MONITOR_FETCHES_PER_ROUND in all) and fetch each once.
+
+        A failure of any kind is recorded on its group (retried with backoff, given up after
+        MONITOR_FETCH_MAX_ATTEMPTS, or at once when Parallel does not know the group) and
+        never stops the others; only a database outage ends the round early.
+        """
         report = FetchReport()
-        while True:
-            moment = now or self.clock()
-            groups = await self.store.claim_fetches(moment, moment + LEASE, BATCH)
-            for group in groups:
-                label = f"{group.monitor_id}/{group.event_group_id}"
-                try:
-                    events = await self.remote().events(group.monitor_id, group.event_group_id)
-                    if not events:
-                        raise GatewayError("Parallel returned no events for this event group yet.")
-                except asyncio.CancelledError:  # shutting down: hand the claim back at once
-                    await asyncio.shield(self.store.finish_fetch(group.id, now=moment, error="interrupted", retry_at=moment))
-                    raise
-                except GatewayError as exc:
-                    if group.fetch_attempts >= self.settings.monitor_fetch_max_attempts:
-                        report.failed[label] = exc.message
-                        await self.store.finish_fetch(group.id, now=moment, error=exc.message)
-                        log.error("giving up fetching event group %s: %s", label, exc.message)
-                    else:
-                        report.retrying[label] = exc.message
-                        retry_at = moment + self._backoff(group.fetch_attempts, self.settings.monitor_fetch_retry_seconds)
-                        await self.store.finish_fetch(group.id, now=moment, error=exc.message, retry_at=retry_at)
-                        log.warning("fetching event group %s failed (attempt %d): %s", label, group.fetch_attempts, exc.message)
-                    continue
-                await self.store.finish_fetch(group.id, now=self.clock(), events=events)
-                report.fetched.append(label)
-            if len(groups) < BATCH:
-                return report
+        moment = now or self.clock()
+        limit = max(1, self.settings.monitor_fetches_per_round)
+        for group in await self.store.claim_fetches(moment, moment + LEASE, limit):
+            try:
+                await self._fetch(group, moment, report)
+            except (asyncio.CancelledError, StoreUnavailable):
+                raise
+            except Exception:  # a bug must cost one group, not the round
+                log.exception("fetching event group %s failed unexpectedly", _label(group))
+        return report
+
+    async def _fetch(self, group: EventGroup, moment: datetime, report: FetchReport) -> None:
+        label = _label(group)
+        try:
+            events = await self.remote().events(group.monitor_id, group.event_group_id)
+            if not events:
+                raise GatewayError("Parallel returned no events for this event group yet.")
+        except asyncio.CancelledError:  # shutting down: hand the claim back at once
+            await asyncio.shield(self.store.finish_fetch(group.id, now=moment, error="interrupted", retry_at=moment))
+            raise
+        except Exception as exc:  # anything at all: an id Parallel's client refuses raises httpx errors
+            if isinstance(exc, GatewayError):
+                message = exc.message
+            else:
+                message = redaction.scrub(f"{type(exc).__name__}: {clip(str(exc), 300)}")
+            final = isinstance(exc, UpstreamError) and exc.status in FINAL_STATUSES
+            if final or group.fetch_attempts >= self.settings.monitor_fetch_max_attempts:
+                report.failed[label] = message
+                await self.store.finish_fetch(group.id, now=moment, error=message)
+                log.error("giving up fetching event group %s: %s", label, message)
+            else:
+                report.retrying[label] = message
+                retry_at = moment + self._backoff(group.fetch_attempts, self.settings.monitor_fetch_retry_seconds)
+                await self.store.finish_fetch(group.id, now=moment, error=message, retry_at=retry_at)
+                log.warning("fetching event group %s failed (attempt %d): %s", label, group.fetch_attempts, message)
+            return
+        await self.store.finish_fetch(group.id, now=self.clock(), events=events)
+        report.fetched.append(label)
 
     # the sweep -----------------------------------------------------------------
 
@@ -276,5 +323,11 @@ def parse_delivery(body: bytes) -> tuple[str, str, dict[str, Any]]:
     data = payload.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("monitor_id"), str) or not data["monitor_id"]:
         raise InvalidRequest("The webhook body needs data.monitor_id.")
+    monitor_id = check_id(data["monitor_id"], "data.monitor_id")
     event = data.get("event")
-    return payload["type"], data["monitor_id"], event if isinstance(event, dict) else {}
+    return payload["type"], monitor_id, event if isinstance(event, dict) else {}
+
+
+def _label(group: EventGroup) -> str:
+    """The group's name for logs and reports (rows stored before ids were checked may be long)."""
+    return f"{clip(group.monitor_id)}/{clip(group.event_group_id)}"

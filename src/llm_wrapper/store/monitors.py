@@ -44,6 +44,7 @@ INSERT_MONITOR = sql(
 )
 GET_MONITOR = sql(f"SELECT {MONITOR} FROM monitors WHERE monitor_id = :id")
 LIST_MONITORS = sql(f"SELECT {MONITOR} FROM monitors ORDER BY created_at DESC")
+COUNT_ACTIVE = sql("SELECT COUNT(*) FROM monitors WHERE deactivated_at IS NULL")
 LIST_USERS_MONITORS = sql(f"SELECT {MONITOR} FROM monitors WHERE username = :user ORDER BY created_at DESC")
 DEACTIVATE_MONITOR = sql(f"{DEACTIVATE} WHERE monitor_id = :id AND deactivated_at IS NULL")
 EXPIRE_MONITORS = sql(
@@ -68,11 +69,14 @@ ADD_EVENT_GROUP = sql(
     "INSERT INTO event_groups (monitor_id, event_group_id, webhook_id, received_at, next_attempt_at) "
     "VALUES (:monitor_id, :event_group_id, :webhook_id, :at, :at) ON CONFLICT DO NOTHING RETURNING id"
 )
+DUE = "fetch_state = 'pending' AND next_attempt_at <= :now"
+# The oldest due group of each monitor only: deliveries for one monitor cost one fetch a round.
 CLAIM_FETCHES = sql(
     "UPDATE event_groups SET next_attempt_at = :lease, fetch_attempts = fetch_attempts + 1 "
-    "WHERE id IN (SELECT id FROM event_groups WHERE fetch_state = 'pending' "
-    "AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit {skip_locked}) "
-    f"AND fetch_state = 'pending' AND next_attempt_at <= :now RETURNING {GROUP}"
+    "WHERE id IN (SELECT id FROM event_groups WHERE id IN "
+    f"(SELECT MIN(id) FROM event_groups WHERE {DUE} GROUP BY monitor_id) "
+    "ORDER BY next_attempt_at LIMIT :limit {skip_locked}) "
+    f"AND {DUE} RETURNING {GROUP}"
 )
 FETCH_DONE = sql(
     "UPDATE event_groups SET fetch_state = 'fetched', fetched_at = :now, next_attempt_at = NULL, "
@@ -127,6 +131,10 @@ class MonitorStore:
             rows = await self.db.rows(LIST_USERS_MONITORS, {"user": check_text(username, "username")})
         return [self._monitor(r) for r in rows]
 
+    async def count_active_monitors(self) -> int:
+        rows = await self.db.rows(COUNT_ACTIVE)
+        return int(rows[0][0])
+
     async def deactivate_monitor(self, monitor_id: str, now: datetime) -> Monitor | None:
         """Deactivate (remote cancel pending) unless already; the monitor as stored, None if unknown."""
         await self.db.run(DEACTIVATE_MONITOR, {"id": check_text(monitor_id, "monitor_id"), "now": self.db.time(now)})
@@ -179,7 +187,8 @@ class MonitorStore:
         return bool(rows)
 
     async def claim_fetches(self, now: datetime, lease_until: datetime, limit: int) -> list[EventGroup]:
-        """Claim pending fetches that are due until `lease_until`; each claim counts one attempt."""
+        """Claim pending fetches that are due until `lease_until`, at most one a monitor (its
+        oldest) and `limit` in all; each claim counts one attempt."""
         rows = await self.db.rows(
             CLAIM_FETCHES, {"now": self.db.time(now), "lease": self.db.time(lease_until), "limit": limit}
         )
