@@ -1,28 +1,31 @@
 """The HTTP/1.1 connection: uvicorn's httptools protocol, bounded before the app sees a request.
 
 uvicorn's own protocol buffers a request head of any size and waits for ever on a client
-that opens a connection and sends a partial head or body. This subclass bounds both:
+that opens a connection and sends nothing, or a partial head or body. This subclass bounds:
 
-- the head (request line and headers) may hold `MAX_HEADER_BYTES` bytes and
-  `MAX_HEADER_COUNT` headers; past either the client gets 431 and the connection closes.
-  Bytes are counted as they arrive, so a head that never ends is cut at the bound too;
-- a connection has `HEADER_TIMEOUT_SECONDS` from its opening, or from the first byte of
-  each later request, to deliver a complete head, and `BODY_TIMEOUT_SECONDS` from the end
-  of the head to deliver the whole body. At either deadline the client gets 408 (when it
-  sent part of a request that has no answer yet) and the connection closes. Time the
-  server spends not reading (flow control, a pipelined request waiting its turn) does not
-  count against the client;
-- an idle keep-alive connection is closed by uvicorn's own `timeout_keep_alive`
-  (`KEEPALIVE_TIMEOUT_SECONDS`).
+- the head (request line and headers): at most `MAX_HEADER_BYTES` bytes and
+  `MAX_HEADER_COUNT` headers, else 431 and the connection closes. Bytes are counted as
+  they arrive, so a head that never ends is cut at the bound too;
+- time: a connection with no request under way is closed after `KEEPALIVE_TIMEOUT_SECONDS`
+  (uvicorn's `timeout_keep_alive`), a new one included; a head must be complete
+  `HEADER_TIMEOUT_SECONDS` after its first byte, and the body `BODY_TIMEOUT_SECONDS` after
+  the end of the head, else 408 (when the request has no answer yet) and the connection
+  closes. Time the server spends not reading (flow control, a pipelined request waiting
+  its turn) does not count against the client.
 
-Cost on the hot path: one addition per received chunk and one timer per request,
-re-armed only when it fires early. It relies on uvicorn's internals; pyproject.toml pins
-the versions it was written for and tests/test_http_bounds.py fails when they change.
+Deadlines are checked by one timer per event loop (`_Sweep`), a few times a second: a
+timer per request costs more than parsing the request (about 4 µs to arm and cancel with
+uvloop), so each request only notes the loop's clock at its phase changes, and idle
+keep-alive moves onto the same sweep instead of uvicorn's timer per request.
+
+It relies on uvicorn's internals; pyproject.toml pins the versions it was written for and
+tests/test_http_bounds.py fails when the methods it re-implements change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -66,6 +69,30 @@ _HEAD_TIMEOUT = (408, _error_json(408, "request_timeout", "The request headers d
 _BODY_TIMEOUT = (408, _error_json(408, "request_timeout", "The request body did not arrive in time."))
 
 
+class _Sweep:
+    """The one timer of an event loop that closes its connections past their deadline."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self.loop = loop
+        self.interval = interval
+        self.connections: set[BoundedHttpToolsProtocol] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, connection: BoundedHttpToolsProtocol) -> None:
+        self.connections.add(connection)
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.interval, self._run)
+
+    def _run(self) -> None:
+        now = self.loop.time()
+        for connection in [c for c in self.connections if 0 < c._deadline <= now]:
+            connection._on_deadline(now)
+        self._timer = self.loop.call_later(self.interval, self._run) if self.connections else None
+
+
+_sweeps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweep] = weakref.WeakKeyDictionary()
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     # uvicorn builds one protocol per connection from its Config, which has no room for
     # these: the app factory, which runs in every worker before it serves, sets them.
@@ -78,26 +105,30 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._max_header_count = limits.max_header_count
         self._header_timeout = limits.header_timeout
         self._body_timeout = limits.body_timeout
-        self._first_check = min(limits.header_timeout, limits.body_timeout)
         self._reading_head = True  # between requests, or inside a head
         self._head_bytes = 0  # bytes received since the current head began
-        self._phase_start = 0.0  # when the current head or body began, on the loop's clock
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # on the loop's clock; 0 while the app has the request
+        sweep = _sweeps.get(self.loop)
+        if sweep is None:
+            shortest = min(limits.header_timeout, limits.body_timeout, self.timeout_keep_alive)
+            sweep = _sweeps[self.loop] = _Sweep(self.loop, min(1.0, shortest / 4))
+        self._sweep = sweep
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self._deadline = self.loop.time() + self.timeout_keep_alive
+        self._sweep.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._sweep.connections.discard(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        # uvicorn's own, with the head counted and a refusal told apart from a parse error.
-        self._unset_keepalive_if_required()
+        # uvicorn's own, with the head counted and a refusal told apart from a parse error;
+        # uvicorn's keep-alive timer is never armed (see on_response_complete).
         if self._reading_head:
-            if self._deadline is None:  # the first bytes after an idle keep-alive
-                self._arm()
+            if not self._head_bytes:
+                self._deadline = self.loop.time() + self._header_timeout
             self._head_bytes += len(data)
         try:
             self.parser.feed_data(data)
@@ -111,7 +142,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
-                self._disarm()
+                self._sweep.connections.discard(self)
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
@@ -130,51 +161,44 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_bytes > self._max_head_bytes and self._head_size() > self._max_head_bytes:
             raise _HeadTooLarge
         self._reading_head = False
-        self._phase_start = self.loop.time()
+        self._deadline = self.loop.time() + self._body_timeout
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._disarm()
         self._reading_head = True
         self._head_bytes = 0
+        self._deadline = 0.0
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        # uvicorn's own, with idle keep-alive on the sweep instead of a timer per request.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self._reading_head and not self._head_bytes:  # else a head or body is under way
+            self._deadline = self.loop.time() + self.timeout_keep_alive
 
     def _head_size(self) -> int:
         return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
-    def _arm(self) -> None:
-        self._phase_start = now = self.loop.time()
-        self._deadline = self.loop.call_at(now + self._first_check, self._on_deadline)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _on_deadline(self) -> None:
-        self._deadline = None
+    def _on_deadline(self, now: float) -> None:
+        self._deadline = 0.0
         if self.transport.is_closing():
             return
-        now = self.loop.time()
         answering = self.cycle is not None and not self.cycle.response_complete
-        if self._reading_head:
-            limit = self._header_timeout
-            waiting_on_us = answering  # a pipelined head: its turn comes after this answer
-        else:
-            limit = self._body_timeout
-            waiting_on_us = False
-        if waiting_on_us or self.flow.read_paused:
-            self._phase_start = now
-        if now < self._phase_start + limit:
-            self._deadline = self.loop.call_at(self._phase_start + limit, self._on_deadline)
-            return
-        if self._reading_head:
-            if self._head_bytes:
-                self._refuse(*_HEAD_TIMEOUT)
-            else:
-                self.transport.close()  # an idle connection: nothing to answer
-        else:
+        if self.flow.read_paused or (self._reading_head and answering):
+            # We are not reading, or a pipelined head waits its turn: not the client's delay.
+            self._deadline = now + (self._header_timeout if self._reading_head else self._body_timeout)
+        elif not self._reading_head:
             self._refuse(*_BODY_TIMEOUT)
+        elif self._head_bytes:
+            self._refuse(*_HEAD_TIMEOUT)
+        else:
+            self.transport.close()  # idle: nothing to answer
 
     def _refuse(self, status: int, body: bytes) -> None:
         """Answer `status` unless an answer is already under way on this connection, and close."""
