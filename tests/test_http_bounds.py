@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from aiohttp import web
@@ -90,24 +91,15 @@ def send_quietly(sock: socket.socket, data: bytes) -> bool:
         return False
 
 
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 response with a Content-Length."""
-    buffer = b""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError(f"closed before a response head: {buffer!r}")
-        buffer += chunk
-    head, rest = buffer.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    length = int(headers["content-length"])
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        rest += chunk
-    return int(lines[0].split()[1]), headers, rest[:length]
+def read_response(stream) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response with a Content-Length, from `sock.makefile("rb")` (which keeps what
+    follows it, such as a pipelined answer, for the next call)."""
+    status = int(stream.readline().split()[1])
+    headers = {}
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, value = line.decode("latin-1").split(":", 1)
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, stream.read(int(headers["content-length"]))
 
 
 def wait_closed(sock: socket.socket) -> tuple[bytes, float]:
@@ -193,21 +185,34 @@ def test_heads_of_many_megabytes_do_not_grow_the_server(gateway):
     assert grown < 24 * 1024 * 1024, f"grew by {grown / 2**20:.0f} MiB"
     with connect(gateway) as sock:  # and it still serves
         sock.sendall(get())
-        assert read_response(sock)[0] == 200
+        assert read_response(sock.makefile("rb"))[0] == 200
 
 
 def test_an_8_kib_header_and_several_requests_on_one_connection_still_work(gateway):
-    with connect(gateway) as sock:
+    with connect(gateway) as sock, sock.makefile("rb") as stream:
         sock.sendall(get(extra=b"X-Big: " + b"b" * 8192 + b"\r\n"))
-        assert read_response(sock)[0] == 200
+        assert read_response(stream)[0] == 200
         sock.sendall(get() + get("/nowhere"))  # pipelined: answered in turn
-        assert read_response(sock)[0] == 200
-        assert read_response(sock)[0] == 404
+        assert read_response(stream)[0] == 200
+        assert read_response(stream)[0] == 404
         for _ in range(4):
             time.sleep(KEEPALIVE_TIMEOUT / 4)
             sock.sendall(get())
-            status, headers, body = read_response(sock)
+            status, headers, body = read_response(stream)
             assert status == 200 and headers.get("connection") != "close"
+
+
+def test_refusals_are_counted_in_the_metrics(gateway):
+    def cut(reason: str) -> float:
+        line = f'llm_wrapper_connections_cut_total{{reason="{reason}"}} '
+        text = httpx.get(f"{gateway.url}/metrics").text
+        return next((float(row.removeprefix(line)) for row in text.splitlines() if row.startswith(line)), 0.0)
+
+    before = cut("header_too_large")
+    with connect(gateway) as sock:
+        sock.sendall(get(extra=padding(LIMIT)))
+        wait_closed(sock)
+    assert cut("header_too_large") == before + 1
 
 
 # -- time: head, body, idle -----------------------------------------------------------------
@@ -258,7 +263,7 @@ def test_a_slow_body_is_answered_408_after_the_body_timeout(gateway):
 def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(gateway):
     with connect(gateway) as sock:
         sock.sendall(get())
-        assert read_response(sock)[0] == 200
+        assert read_response(sock.makefile("rb"))[0] == 200
         received, waited = wait_closed(sock)
     assert received == b""
     assert KEEPALIVE_TIMEOUT * 0.9 <= waited < KEEPALIVE_TIMEOUT + 2.5  # uvicorn's default is 5

@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import weakref
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from .errors import GatewayError, status_type
+from .metrics import CONNECTIONS_CUT
 from .settings import Settings
 
 
@@ -62,11 +63,13 @@ def _error_json(status: int, code: str, message: str) -> bytes:
     return orjson.dumps(GatewayError(message, status=status, type=status_type(status), code=code).body())
 
 
-_TOO_LARGE = (431, _error_json(
+_TOO_LARGE = ("header_too_large", 431, _error_json(
     431, "request_header_fields_too_large", "The request line and headers are larger than this server accepts."
 ))
-_HEAD_TIMEOUT = (408, _error_json(408, "request_timeout", "The request headers did not arrive in time."))
-_BODY_TIMEOUT = (408, _error_json(408, "request_timeout", "The request body did not arrive in time."))
+_HEAD_TIMEOUT = ("header_timeout", 408, _error_json(
+    408, "request_timeout", "The request headers did not arrive in time."
+))
+_BODY_TIMEOUT = ("body_timeout", 408, _error_json(408, "request_timeout", "The request body did not arrive in time."))
 
 
 class _Sweep:
@@ -96,9 +99,9 @@ _sweeps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweep] = weakref.
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     # uvicorn builds one protocol per connection from its Config, which has no room for
     # these: the app factory, which runs in every worker before it serves, sets them.
-    limits: ClassVar[HttpLimits] = HttpLimits.from_settings(Settings())
+    limits: ClassVar[HttpLimits] = HttpLimits.from_settings(Settings.model_validate({}))
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         limits = self.limits
         self._max_head_bytes = limits.max_header_bytes
@@ -200,8 +203,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.transport.close()  # idle: nothing to answer
 
-    def _refuse(self, status: int, body: bytes) -> None:
+    def _refuse(self, reason: str, status: int, body: bytes) -> None:
         """Answer `status` unless an answer is already under way on this connection, and close."""
+        CONNECTIONS_CUT.labels(reason).inc()
         cycle = self.cycle
         if self._reading_head:
             can_answer = cycle is None or cycle.response_complete

@@ -45,6 +45,11 @@ WEBHOOKS = Counter("llm_wrapper_webhook_deliveries_total", "Monitor webhook deli
 ANALYTICS_LINES_LOST = Counter(
     "llm_wrapper_analytics_lines_lost_total", "Analytics log lines dropped because writing them failed"
 )
+CONNECTIONS_CUT = Counter(
+    "llm_wrapper_connections_cut_total",
+    "Connections closed for a request head over its bounds or a head or body sent too slowly",
+    ["reason"],
+)
 ACTIVE_MONITORS = Gauge(
     "llm_wrapper_active_monitors", "Active monitors in the store", multiprocess_mode="max"
 )
