@@ -25,6 +25,7 @@ tests/test_http_bounds.py fails when the methods it re-implements change.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,6 +37,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from .errors import GatewayError, status_type
 from .metrics import CONNECTIONS_CUT
 from .settings import Settings
+
+log = logging.getLogger("llm_wrapper")
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,14 @@ class _Sweep:
 
     def _run(self) -> None:
         now = self.loop.time()
-        for connection in [c for c in self.connections if 0 < c._deadline <= now]:
-            connection._on_deadline(now)
+        due = [c for c in self.connections if 0 < c._deadline <= now]
         self._timer = self.loop.call_later(self.interval, self._run) if self.connections else None
+        for connection in due:
+            try:
+                connection._on_deadline(now)
+            except Exception:  # one broken connection must not stop the sweep for the others
+                log.exception("closing a connection at its deadline failed")
+                connection.transport.abort()
 
 
 _sweeps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweep] = weakref.WeakKeyDictionary()
