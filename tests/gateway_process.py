@@ -30,11 +30,13 @@ class GatewayProcess:
         workers: int = 1,
         port: int | None = None,
         scheme: str = "http",
+        command: list[str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.workers = workers
+        self.command = command or [str(BIN / "llm-wrapper"), "serve"]  # or the original `llm-wrapper.py`
         self.env = {**os.environ, **env}
         if config is not None:
             path = workdir / "config.json"
@@ -64,7 +66,7 @@ class GatewayProcess:
     def start(self, timeout: float = 30) -> GatewayProcess:
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [str(BIN / "llm-wrapper"), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                [*self.command, "--host", "127.0.0.1", "--port", str(self.port),
                  "--workers", str(self.workers)],
                 env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
             )

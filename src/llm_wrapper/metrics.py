@@ -52,6 +52,11 @@ WEBHOOK_EVENTS_IGNORED = Counter(
 ANALYTICS_LINES_LOST = Counter(
     "llm_wrapper_analytics_lines_lost_total", "Analytics log lines dropped because writing them failed"
 )
+CONNECTIONS_CUT = Counter(
+    "llm_wrapper_connections_cut_total",
+    "Connections closed for a request head over its bounds or a head or body sent too slowly",
+    ["reason"],
+)
 ACTIVE_MONITORS = Gauge(  # counted by each process's monitor loop (at least every 30 s), not per scrape
     "llm_wrapper_active_monitors", "Active monitors in the store", multiprocess_mode="livemostrecent"
 )

@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from .config import ConfigError, load_config
+from .http_protocol import BoundedHttpToolsProtocol, HttpLimits
 from .settings import Settings, env_file_path, load_settings
 
 log = logging.getLogger("llm_wrapper")
@@ -28,6 +29,7 @@ def app_factory():  # called by uvicorn in each worker process
 
     settings = load_settings()
     configure_logging(settings.log_level)
+    BoundedHttpToolsProtocol.limits = HttpLimits.from_settings(settings)
     return create_app(settings)
 
 
@@ -76,6 +78,8 @@ def serve(settings: Settings, *, host: str, port: int | None, config_path: Path 
         host=host,
         port=port or settings.server_port,
         workers=workers,
+        http=BoundedHttpToolsProtocol,
+        timeout_keep_alive=settings.keepalive_timeout_seconds,  # type: ignore[arg-type]  # a float works
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=30,

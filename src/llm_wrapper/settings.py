@@ -79,6 +79,19 @@ class Settings(BaseSettings):
         32 * 1024 * 1024,
         description="Largest request body accepted (413 above it); vision requests carry images inline.",
     )
+    max_header_bytes: int = Field(
+        64 * 1024, gt=0, description="Largest request head (request line and headers) accepted; 431 above it."
+    )
+    max_header_count: int = Field(100, gt=0, description="Most request headers accepted; 431 above it.")
+    header_timeout_seconds: float = Field(
+        10, gt=0, description="Time a client has to send a complete request head, from connecting or its first byte; then 408."
+    )
+    body_timeout_seconds: float = Field(
+        60, gt=0, description="Time a client has to send the whole request body once its head has arrived; then 408."
+    )
+    keepalive_timeout_seconds: float = Field(
+        5, gt=0, description="An idle keep-alive connection is closed after this long."
+    )
     db_pool_min_size: int = Field(1, description="PostgreSQL pool: connections kept open.")
     db_pool_max_size: int = Field(10, description="PostgreSQL pool: most connections per process.")
     db_timeout_seconds: float = Field(
