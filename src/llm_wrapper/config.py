@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(Exception):
@@ -43,6 +43,12 @@ class ProviderConfig(BaseModel):
     priority: int = Field(0, description="Lower is tried first.")
     weight: float = Field(1.0, gt=0, description="Share of traffic among deployments of equal priority.")
 
+    @model_validator(mode="after")
+    def _serves_renamed_models(self) -> ProviderConfig:
+        """A model in `model_map` is served under its public name, listed in `supported_models` or not."""
+        self.supported_models += [m for m in self.model_map if m not in self.supported_models]
+        return self
+
 
 class RoutingConfig(BaseModel):
     """The top-level `routing` block; every field optional (these are the defaults)."""
@@ -50,18 +56,18 @@ class RoutingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     strategy: Literal["priority", "weighted", "least-busy"] = "priority"
-    retries: int = Field(1, ge=0, le=10)
+    retries: int = Field(default=1, ge=0, le=10)
     retry_on: list[int] = Field(default_factory=lambda: [408, 409, 429, 500, 502, 503, 504])
-    cooldown_seconds: float = Field(30.0, ge=0)
-    allowed_fails: int = Field(3, ge=1)
+    cooldown_seconds: float = Field(default=30.0, ge=0)
+    allowed_fails: int = Field(default=3, ge=1)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
-    max_attempts: int = Field(6, ge=1, le=50)
+    max_attempts: int = Field(default=6, ge=1, le=50)
 
 
 @dataclass(frozen=True)
 class Config:
     providers: dict[str, ProviderConfig]
-    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    routing: RoutingConfig = field(default_factory=lambda: RoutingConfig())
 
 
 def parse_config(data: Any, source: str = "config") -> Config:
@@ -77,8 +83,6 @@ def parse_config(data: Any, source: str = "config") -> Config:
             provider = ProviderConfig(**{**raw, "key": key})
         except ValidationError as exc:
             raise ConfigError(f"{source}: provider {key!r}: {_first_error(exc)}") from None
-        # A renamed model is served under its public name, listed or not.
-        provider.supported_models += [m for m in provider.model_map if m not in provider.supported_models]
         providers[key] = provider
     return Config(providers, _routing(data.get("routing", {}), providers, source))
 
@@ -89,7 +93,8 @@ def _routing(raw: Any, providers: dict[str, ProviderConfig], source: str) -> Rou
     try:
         routing = RoutingConfig(**raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: routing: {_first_error(exc)}") from None
+        hint = " ('routing' is the routing policy; a provider may not be named 'routing')" if "base_url" in raw else ""
+        raise ConfigError(f"{source}: routing: {_first_error(exc)}{hint}") from None
     served = {m for p in providers.values() for m in p.supported_models}
     for model, fallbacks in routing.fallbacks.items():
         for name in (model, *fallbacks):

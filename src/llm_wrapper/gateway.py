@@ -19,7 +19,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -81,7 +81,7 @@ class Incoming:
     content_length: str | None
     started: float
     # The ASGI `receive` once the body is read: its next message says when the client leaves.
-    receive: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    receive: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
 
 
 class Gateway:
@@ -388,7 +388,7 @@ def _attempted(entry: dict[str, Any], deployment: Deployment, status: int, sent:
 
 @asynccontextmanager
 async def _cancelled_when_client_leaves(
-    receive: Callable[[], Awaitable[dict[str, Any]]] | None,
+    receive: Callable[[], Awaitable[Mapping[str, Any]]] | None,
 ) -> AsyncIterator[Callable[[], bool]]:
     """Cancel the current task if the client disconnects inside the block; yields `left()`, true
     once that happened (the caller then uncancels nothing: it turns the cancel into a 499)."""
@@ -415,7 +415,7 @@ async def _cancelled_when_client_leaves(
             task.uncancel()
 
 
-async def _until_disconnect(receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+async def _until_disconnect(receive: Callable[[], Awaitable[Mapping[str, Any]]]) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
 
