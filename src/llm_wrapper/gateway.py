@@ -214,7 +214,9 @@ class Gateway:
         """One upstream attempt: the client's response, or the attempt's error (recorded in `entry`)."""
         provider = deployment.provider
         entry["provider"] = provider.key
-        call = provider.prepare({**body, "model": deployment.upstream_model} if deployment.renamed else body, exchange)
+        if body["model"] != deployment.upstream_model:  # renamed (`model_map`), or a fallback model
+            body = {**body, "model": deployment.upstream_model}
+        call = provider.prepare(body, exchange)
         sent = time.perf_counter()
         assert provider.session is not None, "providers are started with the app"
         deployment.in_flight += 1
