@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from .fakes.scripted import ScriptedProvider, Slow
+from .fakes.scripted import ScriptedProvider, Slow, Status
 from .fakes.server import ThreadedServer, free_port
 from .gateway_process import GatewayProcess
 
@@ -108,3 +108,18 @@ async def test_a_client_that_leaves_cancels_the_upstream_call(gateway: GatewayPr
     assert line["status"] == 499 and line["provider"] == "up"
     assert [a["status"] for a in line["attempts"]] == [499]
     assert counts(gateway) == (1, 1)  # leaving is the caller's choice: it still counts
+
+
+async def test_a_client_that_leaves_during_a_retry_wait_cancels_the_retry(
+    gateway: GatewayProcess, upstream: ScriptedProvider
+) -> None:
+    token = gateway.add_token("impatient", rate_limit=100)
+    upstream.script("up", Status(503, "4"))  # the gateway would retry after 4 s
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(f"{gateway.url}/v1/chat/completions", json={"model": "slow", "messages": ASK},
+                              headers={"Authorization": f"Bearer {token}"})
+    (line,) = [line for line in log_lines(gateway, 1) if line["user"] == "impatient"]
+    assert line["status"] == 499 and [a["status"] for a in line["attempts"]] == [503]
+    await asyncio.sleep(4)  # past the retry the gateway would have made
+    assert upstream.count("up") == 1
