@@ -16,14 +16,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from aiohttp import web
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from llm_wrapper.app import create_app
 
 from .fakes.scripted import BREAK_AFTER_FIRST, BREAK_BEFORE_FIRST, ScriptedProvider, Slow, Status
-from .fakes.server import free_port
+from .fakes.server import free_port, serving
 from .fixtures.inprocess import BASE_URL, InProcessGateway, inprocess_settings
 
 KEY_ENV = "ROUTE_TEST_KEY"
@@ -33,14 +32,9 @@ ASK = [{"role": "user", "content": "hi"}]
 @pytest.fixture
 async def upstream() -> AsyncIterator[ScriptedProvider]:
     fake = ScriptedProvider()
-    runner = web.AppRunner(fake.app(), handle_signals=False, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(fake.app()) as url:
+        fake.url = url
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 def routed_config(fake: ScriptedProvider, **routing: Any) -> dict[str, Any]:
