@@ -19,8 +19,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,6 +31,7 @@ from . import metrics, upstream
 from .analytics import AnalyticsLog
 from .auth import Authorizer
 from .bodies import json_object, read_body
+from .disconnect import ClientWatch, Receive
 from .errors import (
     GatewayError,
     InvalidRequest,
@@ -81,7 +81,7 @@ class Incoming:
     content_length: str | None
     started: float
     # The ASGI `receive` once the body is read: its next message says when the client leaves.
-    receive: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
+    receive: Receive | None = None
 
 
 class Gateway:
@@ -135,11 +135,11 @@ class Gateway:
             "attempts": [],
         }
         try:
-            async with _cancelled_when_client_leaves(incoming.receive) as left:
+            with ClientWatch(incoming.receive) as watch:
                 try:
                     return await self._chat(raw, incoming.started, token, grant, entry)
                 except asyncio.CancelledError:
-                    if not left():
+                    if not watch.left:
                         raise
             # The client is gone (the request still counts: leaving is the caller's choice).
             return Response(status_code=CLIENT_CLOSED)
@@ -386,40 +386,6 @@ def _attempted(entry: dict[str, Any], deployment: Deployment, status: int, sent:
         deployment.ok.inc()
     else:
         metrics.UPSTREAM_ATTEMPTS.labels(deployment.key, metrics.attempt_outcome(status)).inc()
-
-
-@asynccontextmanager
-async def _cancelled_when_client_leaves(
-    receive: Callable[[], Awaitable[Mapping[str, Any]]] | None,
-) -> AsyncIterator[Callable[[], bool]]:
-    """Cancel the current task if the client disconnects inside the block; yields `left()`, true
-    once that happened (the caller then uncancels nothing: it turns the cancel into a 499)."""
-    task = asyncio.current_task()
-    if receive is None or task is None:
-        yield lambda: False
-        return
-    gone = False
-
-    def client_left(watch: asyncio.Future[None]) -> None:
-        nonlocal gone
-        if not watch.cancelled() and watch.exception() is None:
-            gone = True
-            task.cancel()
-
-    watcher = asyncio.ensure_future(_until_disconnect(receive))
-    watcher.add_done_callback(client_left)
-    try:
-        yield lambda: gone
-    finally:
-        watcher.remove_done_callback(client_left)
-        watcher.cancel()
-        if gone:
-            task.uncancel()
-
-
-async def _until_disconnect(receive: Callable[[], Awaitable[Mapping[str, Any]]]) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def new_request_id() -> str:
