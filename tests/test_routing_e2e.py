@@ -71,8 +71,8 @@ def metric(name: str, **labels: str) -> float:
 
 
 @asynccontextmanager
-async def routed(tmp_path: Path, config: dict[str, Any]) -> AsyncIterator[Routed]:
-    settings = inprocess_settings(tmp_path, {KEY_ENV: "sk-route"}, config)
+async def routed(tmp_path: Path, config: dict[str, Any], **env: str) -> AsyncIterator[Routed]:
+    settings = inprocess_settings(tmp_path, {KEY_ENV: "sk-route", **env}, config)
     app: FastAPI = create_app(settings)
     async with (
         app.router.lifespan_context(app),
@@ -260,14 +260,21 @@ async def test_a_stream_fails_over_before_its_first_byte(tmp_path: Path, upstrea
         assert [a["status"] for a in r.lines()[-1]["attempts"]] == [502, 200]
 
 
-async def test_a_renamed_stream_shows_the_public_name_in_every_chunk(tmp_path: Path, upstream: ScriptedProvider) -> None:
-    async with routed(tmp_path, routed_config(upstream)) as r:
+@pytest.mark.parametrize("adapter", ["openai", "together", "sambanova", "perplexity"])
+async def test_a_renamed_model_shows_the_public_name_in_every_chunk(
+    tmp_path: Path, upstream: ScriptedProvider, adapter: str
+) -> None:
+    config = routed_config(upstream)
+    config["first"]["adapter"] = adapter  # e.g. a second Together key: `"together_b": {"adapter": "together"}`
+    async with routed(tmp_path, config) as r:
+        headers, answer = await ask(r)
+        assert answer.model == "llama" and answer.choices[0].message.content == "hello from first"
         stream = await r.sdk.chat.completions.create(model="llama", messages=ASK, stream=True)
         chunks = [chunk async for chunk in stream]
         assert len(chunks) == 3
         assert {chunk.model for chunk in chunks} == {"llama"}
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello from first"
-        assert upstream.calls == [("first", "Meta-Llama-3.3-70B", True)]
+        assert upstream.calls == [("first", "Meta-Llama-3.3-70B", False), ("first", "Meta-Llama-3.3-70B", True)]
 
 
 async def test_a_stream_is_never_retried_after_its_first_byte(tmp_path: Path, upstream: ScriptedProvider) -> None:
@@ -285,7 +292,7 @@ async def test_a_stream_is_never_retried_after_its_first_byte(tmp_path: Path, up
 
 
 async def test_the_single_deployment_path_still_says_who_answered(tmp_path: Path, upstream: ScriptedProvider) -> None:
-    async with routed(tmp_path, routed_config(upstream)) as r:
+    async with routed(tmp_path, routed_config(upstream), MAX_BODY_BYTES="4096") as r:
         headers, answer = await ask(r, "small-model")
         assert headers["x-llm-wrapper-attempts"] == "1" and headers["x-llm-wrapper-provider"] == "small"
         assert answer.model == "small-model"
@@ -293,3 +300,8 @@ async def test_the_single_deployment_path_still_says_who_answered(tmp_path: Path
             await ask(r, "no-such-model")
         assert unknown.value.response.headers["x-llm-wrapper-attempts"] == "0"
         assert unknown.value.response.headers["x-llm-wrapper-provider"] == "none"
+        with pytest.raises(openai.APIStatusError) as too_large:
+            await r.sdk.chat.completions.create(model="llama", messages=[{"role": "user", "content": "x" * 5000}])
+        assert too_large.value.status_code == 413
+        assert too_large.value.response.headers["x-llm-wrapper-attempts"] == "0"
+        assert upstream.calls == [("small", "small-model", False)]

@@ -127,7 +127,7 @@ class Gateway:
             grant = await self.auth.admit(token)
             refused = {"user": grant.username, "model": None, "provider": None, "stream": False}
             self._log(refused, error.status, incoming.started, None)
-            error.headers = {**self.auth.headers_for(grant), **error.headers}
+            error.headers = {**self.auth.headers_for(grant), ATTEMPTS_HEADER: "0", PROVIDER_HEADER: "none", **error.headers}
             raise
         grant = await self.auth.admit(token)
         entry: dict[str, Any] = {
