@@ -182,7 +182,7 @@ class Plan:
         self.deployment: Deployment = router.pick(group)  # type: ignore[assignment]  # a group is never empty
         self.attempts = 1  # upstream calls made or about to be made
         self._retried = 0  # retries of `deployment`
-        self._tried: list[Deployment] | None = None  # in the current group, `deployment` excepted
+        self._tried: list[Deployment] | None = None  # given up on in the current group
         self._fallback = 0  # fallbacks of the requested model tried so far
 
     def next(self, error: GatewayError) -> float | None:
