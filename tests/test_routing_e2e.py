@@ -31,9 +31,7 @@ ASK = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[ScriptedProvider]:
-    fake = ScriptedProvider()
-    async with serving(fake.app()) as url:
-        fake.url = url
+    async with serving(ScriptedProvider()) as fake:
         yield fake
 
 

@@ -10,9 +10,18 @@ import socket
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
+
+
+class _Served(Protocol):
+    url: str
+
+    def app(self) -> web.Application: ...
+
+
+Fake = TypeVar("Fake", bound=_Served)
 
 
 def free_port() -> int:
@@ -22,13 +31,14 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Serve `app` on the running loop, on a port the system picks; yields its `http://127.0.0.1:PORT`."""
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+async def serving(fake: Fake) -> AsyncIterator[Fake]:
+    """Serve a fake's `app()` on the running loop, on a port the system picks; its `url` says where."""
+    runner = web.AppRunner(fake.app(), handle_signals=False, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
+    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield fake
     finally:
         await runner.cleanup()
 
