@@ -22,6 +22,7 @@ from llm_wrapper.providers.perplexity import PerplexityProvider
 from llm_wrapper.providers.sambanova import SambaNovaProvider
 from llm_wrapper.providers.together import TogetherProvider
 from llm_wrapper.providers.xai import XAIProvider
+from llm_wrapper.routing import Router
 from llm_wrapper.sse import EventSplitter
 from tests.fakes.providers import BASIS, CITATIONS, INTERACTION_ID, SEARCH_RESULTS, Reply
 
@@ -88,15 +89,16 @@ def test_unknown_adapter_is_a_config_error() -> None:
         adapter_for(config)
 
 
-def test_registry_resolves_models_and_refuses_unknown_or_disabled() -> None:
+def test_router_resolves_models_and_refuses_unknown_or_disabled() -> None:
     on, off = make("openai"), make("together", key=None, api_key_env="TOGETHER_SECRET")
     registry = ProviderRegistry([on, off])
-    assert registry.resolve("openai-model") is on
+    router = Router(registry.providers.values())
+    assert router.plan("openai-model").deployment.provider is on
     with pytest.raises(ModelNotFound) as unknown:
-        registry.resolve("nope")
+        router.plan("nope")
     assert unknown.value.status == 404 and unknown.value.code == "model_not_found"
     with pytest.raises(ServiceUnavailable) as disabled:
-        registry.resolve("together-model")
+        router.plan("together-model")
     assert disabled.value.status == 503 and "TOGETHER_SECRET" in disabled.value.message
     assert registry.enabled_models() == [("openai-model", on)]
 

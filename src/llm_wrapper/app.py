@@ -24,6 +24,7 @@ from .monitors import worker as monitor_worker
 from .monitors.service import MonitorService
 from .monitors.speed import SpeedUpdates
 from .providers import ProviderRegistry
+from .routing import Router
 from .services import Services
 from .settings import Settings, load_settings
 from .store import Store, StoreUnavailable, open_store
@@ -34,9 +35,10 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. The provider configuration is read here, so a bad file fails at once."""
     settings = settings or load_settings()
-    configs = load_config(settings.llm_wrapper_config)
-    registry = ProviderRegistry.from_config(configs, settings.secret)
-    redaction.register(settings.secret_values(c.api_key_env for c in configs.values()))
+    config = load_config(settings.llm_wrapper_config)
+    registry = ProviderRegistry.from_config(config.providers, settings.secret)
+    router = Router(registry.providers.values(), config.routing)
+    redaction.register(settings.secret_values(c.api_key_env for c in config.providers.values()))
     redaction.scrub_logs()
 
     @asynccontextmanager
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitors = MonitorService(settings, store)
         gateway = Gateway(
             registry=registry,
+            router=router,
             auth=auth,
             analytics=analytics,
             answerers=[SpeedUpdates(monitors, settings.update_keywords)],

@@ -26,6 +26,12 @@ class Exchange:
     hide_usage: bool = False
     # Headers an adapter adds to the answer (e.g. to say a configured feature was skipped).
     headers: dict[str, str] = field(default_factory=dict)
+    # The provider knows `model` by another name (`model_map`): the answer must show `model`.
+    renamed: bool = False
+
+    def again(self, model: str, renamed: bool) -> Exchange:
+        """A fresh exchange for another attempt (maybe at another model): nothing the last one learnt."""
+        return Exchange(model=model, stream=self.stream, include_usage=self.include_usage, renamed=renamed)
 
 
 class StreamTranslator:

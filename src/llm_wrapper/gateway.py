@@ -1,13 +1,16 @@
 """The request path, start to finish, in one place.
 
-    authorise and count (one statement)  ->  read and check the body  ->  an
-    answerer that serves the model locally (`answerers`, e.g. `speed` updates)
-    or the provider for the model  ->  forward on the provider's pooled session
-    ->  translate the answer or relay the stream  ->  one analytics line.
+    read the body  ->  authorise and count (one statement)  ->  check the body
+    ->  an answerer that serves the model locally (`answerers`, e.g. `speed`
+    updates), or the routing plan's deployment (`routing.py`)  ->  forward on
+    its provider's pooled session; a retryable failure before the first byte
+    goes to the plan's next deployment  ->  translate the answer or relay the
+    stream  ->  one analytics line, with every attempt.
 
 Errors are raised as `GatewayError`s carrying the caller's rate-limit headers;
 the web layer turns them into responses. Once a stream has started, a failure
-becomes a final `data: {"error": …}` event.
+becomes a final `data: {"error": …}` event. A client that leaves before its
+answer cancels the upstream call (or the wait before a retry) and is logged 499.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from . import metrics, upstream
 from .analytics import AnalyticsLog
 from .auth import Authorizer
 from .bodies import json_object, read_body
+from .disconnect import ClientWatch, Receive
 from .errors import (
     GatewayError,
     InvalidRequest,
@@ -36,7 +40,8 @@ from .errors import (
     sse_error_event,
 )
 from .exchange import Exchange
-from .providers import Call, Provider, ProviderRegistry
+from .providers import Call, ProviderRegistry
+from .routing import Deployment, Router
 from .sse import DONE, EventStreamResponse, encode
 from .tokens import Grant, bearer_token
 from .upstream import upstream_failures
@@ -45,6 +50,9 @@ log = logging.getLogger(__name__)
 
 OVERHEAD_HEADER = "x-llm-wrapper-overhead-ms"
 REQUEST_ID = "x-request-id"
+ATTEMPTS_HEADER = "x-llm-wrapper-attempts"
+PROVIDER_HEADER = "x-llm-wrapper-provider"
+CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
 
 
 class Answerer(Protocol):
@@ -72,6 +80,8 @@ class Incoming:
     body: AsyncIterable[bytes]
     content_length: str | None
     started: float
+    # The ASGI `receive` once the body is read: its next message says when the client leaves.
+    receive: Receive | None = None
 
 
 class Gateway:
@@ -79,12 +89,14 @@ class Gateway:
         self,
         *,
         registry: ProviderRegistry,
+        router: Router,
         auth: Authorizer,
         analytics: AnalyticsLog,
         answerers: Iterable[Answerer] = (),
         max_body_bytes: int,
     ) -> None:
         self.registry = registry
+        self.router = router
         self.auth = auth
         self.analytics = analytics
         self.answerers = tuple(answerers)
@@ -105,7 +117,8 @@ class Gateway:
         The body is read before the caller is admitted and counted, so an upload
         that never arrives costs nothing; a body over the limit is still counted
         (a refusal of the caller's own making), and a missing or malformed
-        Authorization header is refused before any of it is read.
+        Authorization header is refused before any of it is read. However many
+        upstream attempts it takes, an admitted request counts once.
         """
         token = bearer_token(incoming.authorization)  # 401 before any of the body is read
         try:
@@ -114,18 +127,30 @@ class Gateway:
             grant = await self.auth.admit(token)
             refused = {"user": grant.username, "model": None, "provider": None, "stream": False}
             self._log(refused, error.status, incoming.started, None)
-            error.headers = {**self.auth.headers_for(grant), **error.headers}
+            error.headers = {**self.auth.headers_for(grant), ATTEMPTS_HEADER: "0", PROVIDER_HEADER: "none", **error.headers}
             raise
         grant = await self.auth.admit(token)
         entry: dict[str, Any] = {
             "user": grant.username, "model": None, "provider": None, "stream": False, "request_id": new_request_id(),
+            "attempts": [],
         }
         try:
-            return await self._chat(raw, incoming.started, token, grant, entry)
+            with ClientWatch(incoming.receive) as watch:
+                try:
+                    return await self._chat(raw, incoming.started, token, grant, entry)
+                except asyncio.CancelledError:
+                    if not watch.left:
+                        raise
+            # The client is gone (the request still counts: leaving is the caller's choice).
+            return Response(status_code=CLIENT_CLOSED)
         except GatewayError as error:
             if error.status >= 500:  # no answer, through no fault of the caller: give the request back
                 grant = await self.auth.give_back(token, grant)
-            error.headers = {**self.auth.headers_for(grant), REQUEST_ID: str(entry["request_id"]), **error.headers}
+            error.headers = {
+                **self.auth.headers_for(grant), REQUEST_ID: str(entry["request_id"]),
+                ATTEMPTS_HEADER: str(len(entry["attempts"])), PROVIDER_HEADER: entry["provider"] or "none",
+                **error.headers,
+            }
             raise
         except Exception:
             await self.auth.give_back(token, grant)
@@ -151,68 +176,124 @@ class Gateway:
                         entry["provider"] = "local"
                         answered.headers.update(self.auth.headers_for(grant))
                         answered.headers[REQUEST_ID] = entry["request_id"]
+                        answered.headers[ATTEMPTS_HEADER] = "0"
+                        answered.headers[PROVIDER_HEADER] = "local"
                         self._log(entry, answered.status_code, started, exchange)
                         return answered
-            provider = self.registry.resolve(model)
-            entry["provider"] = provider.key
-            call = provider.prepare(body, exchange)
-            sent = time.perf_counter()
-            assert provider.session is not None, "providers are started with the app"
+            plan = self.router.plan(model)
+            deployment = plan.deployment
+            exchange.renamed = deployment.renamed
+            while True:
+                try:
+                    return await self._forward(deployment, body, exchange, started, grant, entry, token)
+                except GatewayError as error:
+                    wait = plan.next(error)
+                    if wait is None:
+                        raise
+                if wait:
+                    await asyncio.sleep(wait)  # cancelled with the request when the client leaves
+                deployment = plan.deployment
+                exchange = exchange.again(deployment.model, deployment.renamed)
+        except GatewayError as error:
+            self._log(entry, error.status, started, exchange)
+            raise
+        except asyncio.CancelledError:
+            self._log(entry, CLIENT_CLOSED, started, exchange)
+            raise
+
+    async def _forward(
+        self,
+        deployment: Deployment,
+        body: dict[str, Any],
+        exchange: Exchange,
+        started: float,
+        grant: Grant,
+        entry: dict[str, Any],
+        token: str,
+    ) -> Response:
+        """One upstream attempt: the client's response, or the attempt's error (recorded in `entry`)."""
+        provider = deployment.provider
+        entry["provider"] = provider.key
+        if body["model"] != deployment.upstream_model:  # renamed (`model_map`), or a fallback model
+            body = {**body, "model": deployment.upstream_model}
+        call = provider.prepare(body, exchange)
+        sent = time.perf_counter()
+        assert provider.session is not None, "providers are started with the app"
+        deployment.in_flight += 1
+        try:
             response = await upstream.post(
                 provider.session, provider.name, call.url, call.payload, key_env=provider.config.api_key_env
             )
             # The provider's own request id when it sends one (what its support asks for), else ours.
             entry["request_id"] = response.headers.get(REQUEST_ID) or entry["request_id"]
             # A provider may answer a stream request with one JSON body: it is re-sent as a stream.
-            whole = not stream or response.content_type == "application/json"
+            whole = not exchange.stream or response.content_type == "application/json"
             if not whole:
+                first = await upstream.first_bytes(provider.name, response)  # failing here may still fail over
+                _attempted(entry, deployment, 200, sent)
                 headers = {
-                    **self.auth.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started), REQUEST_ID: entry["request_id"],
-                    **exchange.headers,
+                    **self.auth.headers_for(grant), OVERHEAD_HEADER: _ms(sent - started),
+                    REQUEST_ID: entry["request_id"], ATTEMPTS_HEADER: str(len(entry["attempts"])),
+                    PROVIDER_HEADER: provider.key, **exchange.headers,
                 }
                 return EventStreamResponse(
-                    self._relay(provider, call, response, exchange, entry, started, (token, grant)),
+                    self._relay(deployment, call, response, first, exchange, entry, started, (token, grant)),
                     headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )
             answer = await upstream.read_whole(provider.name, response)
-            back = time.perf_counter()
-            try:
-                out = provider.translate_completion(call, answer, exchange)
-                if stream:
-                    out = completion_as_stream(orjson.loads(out), exchange)
-            except ValueError as exc:
-                raise UpstreamUnreachable(
-                    f"{provider.name} answered garbage: {exc}.", code="bad_upstream_response", final=True
-                ) from None
-            headers = self.auth.headers_for(grant)
-            headers[OVERHEAD_HEADER] = _ms(sent - started + time.perf_counter() - back)
-            headers[REQUEST_ID] = entry["request_id"]
-            if exchange.headers:
-                headers.update(exchange.headers)
-            self._log(entry, 200, started, exchange)
-            return Response(out, media_type="text/event-stream" if stream else "application/json", headers=headers)
         except GatewayError as error:
-            self._log(entry, error.status, started, exchange)
+            _attempted(entry, deployment, error.status, sent)
             raise
+        except asyncio.CancelledError:
+            _attempted(entry, deployment, CLIENT_CLOSED, sent)
+            raise
+        finally:
+            deployment.in_flight -= 1
+        _attempted(entry, deployment, 200, sent)
+        back = time.perf_counter()
+        try:
+            out = provider.translate_completion(call, answer, exchange)
+            if exchange.stream:
+                out = completion_as_stream(orjson.loads(out), exchange)
+        except ValueError as exc:
+            raise UpstreamUnreachable(
+                f"{provider.name} answered garbage: {exc}.", code="bad_upstream_response", final=True
+            ) from None
+        headers = self.auth.headers_for(grant)
+        headers[OVERHEAD_HEADER] = _ms(sent - started + time.perf_counter() - back)
+        headers[REQUEST_ID] = entry["request_id"]
+        headers[ATTEMPTS_HEADER] = str(len(entry["attempts"]))
+        headers[PROVIDER_HEADER] = provider.key
+        if exchange.headers:
+            headers.update(exchange.headers)
+        self._log(entry, 200, started, exchange)
+        return Response(out, media_type="text/event-stream" if exchange.stream else "application/json", headers=headers)
 
     async def _relay(
         self,
-        provider: Provider,
+        deployment: Deployment,
         call: Call,
         response: aiohttp.ClientResponse,
+        first_piece: bytes,
         exchange: Exchange,
         entry: dict[str, Any],
         started: float,
         caller: tuple[str, Grant],
     ) -> AsyncIterator[bytes]:
         """The client's stream. One that fails before any of the answer was sent is given back."""
+        provider = deployment.provider
         translator = provider.stream_translator(call, exchange)
         status, first, clean = 200, None, False
         metrics.STREAMS_IN_FLIGHT.inc()
+        deployment.in_flight += 1
         try:
             with upstream_failures(
                 provider.name, "broke off the stream", late="stopped sending before the answer was complete"
             ):
+                out = translator.feed(first_piece)
+                if out:
+                    first = time.perf_counter()
+                    yield out
                 async for piece in response.content.iter_any():
                     out = translator.feed(piece)
                     if out:
@@ -230,7 +311,7 @@ class Gateway:
             status = 502
             yield sse_error_event(UpstreamUnreachable(f"{provider.name} sent garbage: {exc}."))
         except (asyncio.CancelledError, GeneratorExit):
-            status = 499  # the client went away; closing the upstream below stops the provider
+            status = CLIENT_CLOSED  # the client went away; closing the upstream below stops the provider
             raise
         except Exception:
             # Headers are sent: the only way left to say so is an error event.
@@ -239,6 +320,7 @@ class Gateway:
             yield sse_error_event(GatewayError("Internal error in the gateway while streaming."))
         finally:
             metrics.STREAMS_IN_FLIGHT.dec()
+            deployment.in_flight -= 1
             if clean:
                 response.release()
             else:
@@ -291,6 +373,19 @@ def parse_chat_body(raw: bytes) -> dict[str, Any]:
     if body.get("stream_options") is not None and not isinstance(body["stream_options"], dict):
         raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
     return body
+
+
+def _attempted(entry: dict[str, Any], deployment: Deployment, status: int, sent: float) -> None:
+    """One upstream call, for the analytics line and the attempts counter."""
+    entry["attempts"].append({
+        "provider": deployment.key, "model": deployment.upstream_model, "status": status,
+        "ms": round((time.perf_counter() - sent) * 1000, 2),
+    })
+    if status == 200:
+        deployment.fails = 0
+        deployment.ok.inc()
+    else:
+        metrics.UPSTREAM_ATTEMPTS.labels(deployment.key, metrics.attempt_outcome(status)).inc()
 
 
 def new_request_id() -> str:

@@ -40,6 +40,13 @@ TTFB = Histogram(
 UPSTREAM_ERRORS = Counter(
     "llm_wrapper_upstream_errors_total", "Provider failures by kind", ["provider", "kind"]
 )
+UPSTREAM_ATTEMPTS = Counter(
+    "llm_wrapper_upstream_attempts_total", "Upstream calls by provider entry and outcome", ["provider", "outcome"]
+)
+FALLBACKS = Counter(
+    "llm_wrapper_fallbacks_total", "Requests that went on to a fallback model", ["model", "fallback"]
+)
+COOLDOWNS = Counter("llm_wrapper_cooldowns_total", "Cooldowns started, by provider entry", ["provider"])
 RATE_LIMITED = Counter("llm_wrapper_rate_limited_total", "Requests refused with 429")
 STREAMS_IN_FLIGHT = Gauge(
     "llm_wrapper_streams_in_flight", "Streams being relayed now", multiprocess_mode="livesum"
@@ -60,6 +67,17 @@ CONNECTIONS_CUT = Counter(
 ACTIVE_MONITORS = Gauge(  # counted by each process's monitor loop (at least every 30 s), not per scrape
     "llm_wrapper_active_monitors", "Active monitors in the store", multiprocess_mode="livemostrecent"
 )
+
+
+def attempt_outcome(status: int) -> str:
+    """The `outcome` label of one upstream call: a small fixed set, whatever the provider answers."""
+    if status < 400:
+        return "ok"
+    if status == 429:
+        return "rate_limited"
+    return {502: "unreachable", 504: "timeout", 499: "client_closed"}.get(
+        status, "server_error" if status >= 500 else "client_error"
+    )
 
 
 def error_kind(status: int) -> str:

@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from .disconnect import until_disconnect
+
 DONE = b"data: [DONE]\n\n"
 
 
@@ -132,7 +134,7 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         relay = asyncio.current_task()
-        watcher = asyncio.ensure_future(_until_disconnect(receive))
+        watcher = asyncio.ensure_future(until_disconnect(receive))
         left = False
 
         def client_left(_: asyncio.Future[None]) -> None:
@@ -156,7 +158,3 @@ class EventStreamResponse(Response):
             watcher.cancel()
             await self.stream.aclose()  # type: ignore[attr-defined]
 
-
-async def _until_disconnect(receive: Any) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

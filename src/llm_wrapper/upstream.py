@@ -87,3 +87,14 @@ async def read_whole(provider: str, response: aiohttp.ClientResponse) -> bytes:
             return await response.read()
     finally:
         response.release()
+
+
+async def first_bytes(provider: str, response: aiohttp.ClientResponse) -> bytes:
+    """The first bytes of a streamed answer (b"" if it ended at once), or the mapped error with the
+    response closed: until they arrive, nothing has reached the client and another attempt may follow."""
+    try:
+        with upstream_failures(provider, "broke off the stream before it began", late="sent nothing in time"):
+            return await response.content.readany()
+    except BaseException:
+        response.close()
+        raise

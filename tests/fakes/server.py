@@ -8,15 +8,39 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
+
+
+class _Served(Protocol):
+    url: str
+
+    def app(self) -> web.Application: ...
+
+
+Fake = TypeVar("Fake", bound=_Served)
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@asynccontextmanager
+async def serving(fake: Fake) -> AsyncIterator[Fake]:
+    """Serve a fake's `app()` on the running loop, on a port the system picks; its `url` says where."""
+    runner = web.AppRunner(fake.app(), handle_signals=False, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()
 
 
 class ThreadedServer:

@@ -24,7 +24,7 @@ async def chat_completions(request: Request) -> Response:
     services: Services = request.app.state.services
     headers = request.headers
     return await services.gateway.chat(
-        Incoming(headers.get("authorization"), request.stream(), headers.get("content-length"), started)
+        Incoming(headers.get("authorization"), request.stream(), headers.get("content-length"), started, request.receive)
     )
 
 

@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterable, Mapping
 
 from ..config import ProviderConfig
-from ..errors import ModelNotFound, ServiceUnavailable, clip
 from .base import Call, Exchange, Provider
 from .openai import OpenAIProvider
 from .parallel import ParallelProvider
@@ -53,11 +52,10 @@ def adapter_for(config: ProviderConfig) -> type[Provider]:
 
 
 class ProviderRegistry:
-    """Every configured provider, and the model → provider table used on each request."""
+    """Every configured provider (which of them serves a request is `routing.Router`'s choice)."""
 
     def __init__(self, providers: Iterable[Provider]) -> None:
         self.providers = {p.key: p for p in providers}
-        self._by_model = {m: p for p in self.providers.values() for m in p.models}
 
     @classmethod
     def from_config(cls, configs: Mapping[str, ProviderConfig], secret) -> ProviderRegistry:
@@ -74,21 +72,14 @@ class ProviderRegistry:
             providers.append(provider)
         return cls(providers)
 
-    def resolve(self, model: str) -> Provider:
-        provider = self._by_model.get(model)
-        if provider is None:
-            raise ModelNotFound(f"The model '{clip(model)}' does not exist or is not served here.", param="model")
-        if not provider.enabled:
-            raise ServiceUnavailable(
-                f"The provider for model '{model}' ({provider.name}) is disabled: "
-                f"set {provider.config.api_key_env} to enable it.",
-                code="provider_disabled",
-                final=True,
-            )
-        return provider
-
     def enabled_models(self) -> list[tuple[str, Provider]]:
-        return [(m, p) for m, p in self._by_model.items() if p.enabled]
+        """Each model an enabled provider serves, once, with the first such provider."""
+        listed: dict[str, Provider] = {}
+        for provider in self.providers.values():
+            if provider.enabled:
+                for model in provider.models:
+                    listed.setdefault(model, provider)
+        return list(listed.items())
 
     async def start(self) -> None:
         for provider in self.providers.values():

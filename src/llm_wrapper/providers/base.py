@@ -164,6 +164,7 @@ class ChunkRewriter(StreamTranslator):
         self.exchange = exchange
         self._events = EventSplitter()
         self._first = True
+        self._rename = exchange.model if exchange.renamed else None  # `model_map`: the public name
 
     def fix_chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """The chunks to send for one upstream chunk (none, it, or several)."""
@@ -200,6 +201,8 @@ class ChunkRewriter(StreamTranslator):
             if self._first:
                 self._adopt(chunk)
             for fixed in self.fix_chunk(chunk):
+                if self._rename is not None:
+                    fixed["model"] = self._rename
                 out.append(encode(fixed))
         return b"".join(out)
 
@@ -298,6 +301,8 @@ class Provider:
     def stream_translator(self, call: Call, exchange: Exchange) -> StreamTranslator:
         if self.stream_rewriter is not None:
             return self.stream_rewriter(exchange)
+        if exchange.renamed:  # every chunk's `model` is rewritten: parsed, not patched as bytes
+            return ChunkRewriter(exchange)
         return Passthrough(exchange)
 
     def translate_completion(self, call: Call, raw: bytes, exchange: Exchange) -> bytes:
@@ -306,6 +311,9 @@ class Provider:
         usage = data.get("usage")
         if usage:
             exchange.usage = usage
-        if not self.rewrites_response:
+        if not (self.rewrites_response or exchange.renamed):
             return raw
-        return orjson.dumps(self.fix_completion(data, exchange))
+        data = self.fix_completion(data, exchange)
+        if exchange.renamed:
+            data["model"] = exchange.model
+        return orjson.dumps(data)
