@@ -4,7 +4,9 @@ The shape is the original design's: `{"<provider_key>": {"name", "base_url",
 "api_key_env", "supported_models", "payload_extra_parameters"}}`. Optional
 extras: `timeout` (seconds for one upstream request), `connect_timeout`,
 `read_timeout` (longest silence between bytes) and `adapter` (which provider
-adapter to use when the key is not one of the built-in names).
+adapter to use when the key is not one of the built-in names) and `pricing`
+(per model: `input_per_mtok`, `cached_input_per_mtok`, `output_per_mtok`,
+`per_request`, in USD; see `pricing.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ class ConfigError(Exception):
     """The configuration file is missing or invalid; the message says where."""
 
 
+class ModelPrice(BaseModel):
+    """A price override for one model: the fields given replace the shipped ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+    cached_input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+    output_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+    per_request: float = Field(0.0, ge=0, allow_inf_nan=False)
+
+
 class ProviderConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -33,6 +46,7 @@ class ProviderConfig(BaseModel):
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(300.0, gt=0, description="Longest wait for the next bytes.")
     adapter: str | None = None
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)
 
 
 def parse_config(data: Any, source: str = "config") -> dict[str, ProviderConfig]:
