@@ -23,10 +23,12 @@ from .gateway import Gateway
 from .monitors import worker as monitor_worker
 from .monitors.service import MonitorService
 from .monitors.speed import SpeedUpdates
+from .pricing import PriceTable
 from .providers import ProviderRegistry
 from .services import Services
 from .settings import Settings, load_settings
 from .store import Store, StoreUnavailable, open_store
+from .usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configs = load_config(settings.llm_wrapper_config)
     registry = ProviderRegistry.from_config(configs, settings.secret)
+    prices = PriceTable.load(configs)
     redaction.register(settings.secret_values(c.api_key_env for c in configs.values()))
     redaction.scrub_logs()
 
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrating = await _migrate_or_keep_trying(store)
         analytics = AnalyticsLog(settings.llm_wrapper_log_file)
         auth = Authorizer(store)
+        usage = UsageRecorder(store, auth.clock)
         monitors = MonitorService(settings, store)
         gateway = Gateway(
             registry=registry,
@@ -52,11 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             analytics=analytics,
             answerers=[SpeedUpdates(monitors, settings.update_keywords)],
             max_body_bytes=settings.max_body_bytes,
+            prices=prices,
+            usage=usage,
         )
-        app.state.services = Services(settings, registry, store, analytics, auth, gateway, monitors)
+        app.state.services = Services(settings, registry, store, analytics, auth, gateway, monitors, usage=usage)
         if migrating is not None:
             app.state.services.extras["migrating"] = migrating
         await registry.start()
+        usage.start()
         try:
             async with monitor_worker.running(monitors, settings):
                 yield
@@ -65,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await registry.close()
             analytics.close()
+            await usage.close()  # the requests in flight have finished: write their usage
             await store.close()
 
     app = FastAPI(
