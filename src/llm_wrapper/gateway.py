@@ -31,8 +31,8 @@ from .bodies import json_object, read_body
 from .errors import (
     GatewayError,
     InvalidRequest,
-    PayloadTooLarge,
     ModelNotAllowed,
+    PayloadTooLarge,
     UpstreamUnreachable,
     clip,
     sse_error_event,
