@@ -29,17 +29,21 @@ COLUMNS = (
     "lifetime_requests, created_at, budget_usd, budget_period, models, spent_usd, spent_period"
 )
 # The first day of the token's current budget period (a month when it has no budget period).
-PERIOD = "(CASE WHEN budget_period = 'day' THEN :today ELSE :month END)"
+# (PostgreSQL cannot tell the parameters' type inside a CASE; SQLite keeps days as text.)
+PERIOD = {
+    "sqlite": "(CASE WHEN budget_period = 'day' THEN :today ELSE :month END)",
+    "postgresql": "(CASE WHEN budget_period = 'day' THEN CAST(:today AS DATE) ELSE CAST(:month AS DATE) END)",
+}
 # The token's spend in its current period, from the usage rollups (run by the flusher after
 # adding to them, and when a token's budget changes), so the admitting statement need only
 # compare two columns of the row it updates anyway.
-RECOMPUTE_SPEND = sql(f"""
+RECOMPUTE_SPEND = sql("""
 UPDATE tokens SET
-    spent_period = {PERIOD},
+    spent_period = {period},
     spent_usd = COALESCE((SELECT SUM(u.cost_usd) FROM usage_daily u
-                          WHERE u.token_hash = tokens.token_hash AND u.day >= {PERIOD}), 0)
+                          WHERE u.token_hash = tokens.token_hash AND u.day >= {period}), 0)
 WHERE token_hash = :hash
-""")
+""", period=PERIOD)
 
 # Check and count in one statement. Concurrent updates of a row queue on its lock
 # and each re-checks the WHERE clause against the row as the previous one left it
