@@ -54,6 +54,6 @@ def grouped(rows: Iterable[UsageRow], by: str | None = None) -> list[dict[str, A
         for name in (*SUMS, "unpriced_requests"):
             into[name] += data[name]
     result = sorted(out.values(), key=lambda r: tuple(r[k] for k in keys))
-    for row in result:
-        row["cost_usd"] = round(row["cost_usd"], 9)
+    for summed in result:
+        summed["cost_usd"] = round(summed["cost_usd"], 9)
     return result

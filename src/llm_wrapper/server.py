@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +30,10 @@ def app_factory():  # called by uvicorn in each worker process
     settings = load_settings()
     configure_logging(settings.log_level)
     return create_app(settings)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _check_readable(label: str, path: Path) -> None:
@@ -60,6 +65,10 @@ def serve(settings: Settings, *, host: str, port: int | None, config_path: Path 
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers are separate processes: keep their metrics in shared files (see metrics.py).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="llm-wrapper-metrics-")
+    # uvicorn shuts down gracefully on SIGTERM (requests in flight finish, the lifespan writes the
+    # usage still in memory), then raises the signal again under the handler it found: this one,
+    # so a clean shutdown exits with status 0 rather than as killed by the signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "llm_wrapper.server:app_factory",
         factory=True,

@@ -114,6 +114,12 @@ class UsageStore:
         db = self.db
         rows = await db.rows(ROWS, {"start": db.day(start), "end": db.day(end), "username": username})
         return [
-            UsageRow(db.read_day(r[0]), r[1], r[2], int(r[3]), int(r[4]), int(r[5]), int(r[6]), float(r[7]), int(r[8]))
+            UsageRow(_day(db.read_day(r[0])), r[1], r[2], int(r[3]), int(r[4]), int(r[5]), int(r[6]), float(r[7]),
+                     int(r[8]))
             for r in rows
         ]
+
+
+def _day(value: date | None) -> date:
+    assert value is not None, "usage_daily.day is NOT NULL"
+    return value
