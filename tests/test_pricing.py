@@ -44,6 +44,10 @@ def test_an_unpriced_model_costs_nothing_and_says_so() -> None:
     assert PriceTable.load().cost(None, None) == (0.0, False)
 
 
+def test_a_request_without_usage_costs_nothing_not_even_its_fee() -> None:
+    assert PriceTable.load().cost("sonar", None) == (0.0, True)
+
+
 def test_odd_usage_values_count_as_zero() -> None:
     usage = {"prompt_tokens": "9", "completion_tokens": -3, "prompt_tokens_details": {"cached_tokens": 10**9}}
     assert Price(1.0, 0.5, 2.0).cost(usage) == 0.0

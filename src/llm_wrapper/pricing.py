@@ -74,11 +74,12 @@ class PriceTable:
         return cls(prices)
 
     def cost(self, model: str | None, usage: Mapping[str, Any] | None) -> tuple[float, bool]:
-        """(USD, priced): what one request to `model` with this usage cost; (0, False) without a price."""
+        """(USD, priced): what one request to `model` with this usage cost; (0, False) without a
+        price. A request without usage (no answer) costs nothing, its per-request fee included."""
         price = self.prices.get(model) if model else None
         if price is None:
             return 0.0, False
-        return price.cost(usage), True
+        return (price.cost(usage) if usage else 0.0), True
 
 
 def shipped_prices() -> dict[str, Price]:
