@@ -93,7 +93,7 @@ class UsageStore:
     async def add(self, batch: Iterable[tuple[UsageKey, UsageDelta]], now: datetime) -> None:
         """Add a batch of deltas and bring each touched token's spend up to date, in one transaction."""
         db = self.db
-        items = list(batch)
+        items = sorted(batch, key=lambda item: item[0])  # one lock order in every process: no deadlocks
         today = now.date()
         period = {"today": db.day(today), "month": db.day(today.replace(day=1))}
 
