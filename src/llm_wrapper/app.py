@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrating = await _migrate_or_keep_trying(store)
         analytics = AnalyticsLog(settings.llm_wrapper_log_file)
         auth = Authorizer(store)
-        usage = UsageRecorder(store, lambda: auth.clock())  # follows a clock a test sets
+        usage = UsageRecorder(store, lambda: auth.clock(), every=settings.usage_flush_seconds)  # follows a test's clock
         monitors = MonitorService(settings, store)
         gateway = Gateway(
             registry=registry,

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     db_timeout_seconds: float = Field(
         5.0, description="Longest wait for the database (connect, lock, statement)."
     )
+    usage_flush_seconds: float = Field(
+        1.0, gt=0, le=3600, description="How often each process writes the usage it has counted in memory."
+    )
     log_level: str = Field("info", description="Server log level.")
 
     @classmethod

@@ -1,7 +1,7 @@
 """Usage recording off the hot path: the request path adds to memory, a flusher writes batches.
 
 `UsageRecorder.add` is a dict lookup and a few additions. About once a second
-(`FLUSH_SECONDS`) the flusher swaps the pending deltas out and adds them to
+(`USAGE_FLUSH_SECONDS`) the flusher swaps the pending deltas out and adds them to
 the database in one transaction (`UsageStore.add`, which also brings each
 touched token's budget spend up to date); a batch the database refused is kept
 and tried again with the next one. `close()` (the app's shutdown, after the
@@ -30,11 +30,10 @@ log = logging.getLogger(__name__)
 
 
 class UsageRecorder:
-    FLUSH_SECONDS = 1.0
-
-    def __init__(self, store: Store, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, store: Store, clock: Callable[[], datetime] = utc_now, *, every: float = 1.0) -> None:
         self.store = store
         self.clock = clock
+        self.every = every
         self._pending: dict[UsageKey, UsageDelta] = {}
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -66,7 +65,7 @@ class UsageRecorder:
     async def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                await asyncio.wait_for(self._stop.wait(), self.FLUSH_SECONDS)
+                await asyncio.wait_for(self._stop.wait(), self.every)
             except TimeoutError:
                 pass
             await self.flush()
