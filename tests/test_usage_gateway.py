@@ -256,3 +256,18 @@ async def test_admin_usage_and_patch(gw: InProcessGateway) -> None:
         answer = await gw.http.patch(f"/v1/admin/tokens/{listed['id']}", headers=admin, json=bad)
         assert answer.status_code == 400 and answer.json()["error"]["param"] == param, bad
     assert (await gw.http.patch("/v1/admin/tokens/nosuchid", headers=admin, json={"rate_limit": 2})).status_code == 404
+
+
+async def test_admin_creates_a_token_with_a_budget_and_an_allow_list(gw: InProcessGateway) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    base = {"username": "gil", "expiry": "2099-01-01 00:00:00", "rate_limit": 5}
+    created = await gw.http.post("/v1/admin/tokens", headers=admin,
+                                 json={**base, "budget_usd": 2, "budget_period": "day", "models": ["gpt-*"]})
+    assert created.status_code == 201
+    body = created.json()
+    assert (body["budget_usd"], body["budget_period"], body["models"]) == (2.0, "day", ["gpt-*"])
+    assert (await post(gw, body["token"], chat(MODELS["xai"]))).status_code == 403
+    for bad, param in (({"models": "gpt"}, "models"), ({"budget_usd": True}, "budget_usd"),
+                       ({"budget_period": "year"}, "budget_period")):
+        answer = await gw.http.post("/v1/admin/tokens", headers=admin, json={**base, **bad})
+        assert answer.status_code == 400 and answer.json()["error"]["param"] == param, bad

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from llm_wrapper.allowlist import AllowListError, allows, check_models, to_text
+from llm_wrapper.allowlist import AllowListError, allows, check_models, split, to_text
 from llm_wrapper.errors import BudgetExceeded, RateLimited
 from llm_wrapper.store import Store
 from llm_wrapper.store.usage import UsageDelta
@@ -128,7 +128,7 @@ async def test_update_keeps_the_secret_counts_and_usage(store: Store) -> None:
 @pytest.mark.parametrize(
     ("changes", "field"),
     [({"rate_limit": 0}, "rate_limit"), ({"budget_usd": "1"}, "budget_usd"), ({"budget_usd": float("nan")}, "budget_usd"),
-     ({"budget_period": "week"}, "budget_period"), ({"models": "a,,b"}, "models"), ({"expiry": None}, "expiry"),
+     ({"budget_period": "week"}, "budget_period"), ({"models": "a,b"}, "models"), ({"expiry": None}, "expiry"),
      ({"token_hash": "x"}, "token_hash")],
 )
 async def test_bad_changes_name_their_field(store: Store, changes: dict, field: str) -> None:
@@ -152,7 +152,7 @@ def test_allow_list_patterns() -> None:
     assert allows(text, "meta-llama/Llama-3.3-70B-Instruct-Turbo") and not allows(text, "meta-llama/x")
     assert not allows(to_text(["a.c"]), "abc") and not allows(to_text(["a?"]), "ab")  # only `*` is special
     assert allows(None, "anything") and not allows("not json", "anything")
-    assert check_models("a, b") == ["a", "b"] and check_models(None) is None
-    for bad in ([], [""], ["x" * 201], [1], "a,,b", ["a\x00"], ["m"] * 101):
+    assert check_models(split("a, b")) == ["a", "b"] and check_models(None) is None
+    for bad in ([], [""], ["x" * 201], [1], "a", split("a,,b"), ["a\x00"], ["m"] * 101):
         with pytest.raises(AllowListError):
             check_models(bad)

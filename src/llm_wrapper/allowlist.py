@@ -27,8 +27,6 @@ def check_models(value: Any) -> list[str] | None:
     """`value` (a list of names or patterns, or None for all models) checked; AllowListError if unusable."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",")]
     if not isinstance(value, list) or not value:
         raise AllowListError("must be a non-empty list of model names (or null for all models)")
     if len(value) > MAX_MODELS:
@@ -39,6 +37,11 @@ def check_models(value: Any) -> list[str] | None:
         if len(name) > MAX_NAME or "\x00" in name:
             raise AllowListError(f"a model name must be at most {MAX_NAME} characters, without NUL")
     return [name.strip() for name in value]
+
+
+def split(text: str | None) -> list[str] | None:
+    """A comma-separated list as the command line takes it (`--models a,b*`)."""
+    return None if text is None else [part.strip() for part in text.split(",")]
 
 
 def to_text(models: list[str] | None) -> str | None:

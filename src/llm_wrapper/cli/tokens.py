@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from .. import allowlist
 from ..store import Store
 from ..tokens import (
     BUDGET_PERIODS,
@@ -54,7 +55,7 @@ def tokens_add(
     try:  # before the store is opened: bad input writes nothing
         check_new_token(username, expiry, rate_limit)
         check_budget(budget_usd, budget_period)
-        allowed = check_models(models)
+        allowed = check_models(allowlist.split(models))
     except TokenInputError as exc:
         raise bad(exc) from None
     issued = run_with_store(
@@ -134,8 +135,8 @@ def tokens_update(
         changes["models"] = None
     if not changes:
         raise BadArgument("nothing to change: give at least one of the options")
-    if "models" in changes and changes["models"] is not None:
-        changes["models"] = [part.strip() for part in changes["models"].split(",")]
+    if "models" in changes:
+        changes["models"] = allowlist.split(changes["models"])
     target = token_id or (token or "").strip()
 
     async def work(store: Store) -> TokenRecord:
