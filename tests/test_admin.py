@@ -65,10 +65,20 @@ def test_bad_token_fields_are_400_and_write_nothing(gateway, body, param):
         assert len(client.get("/tokens").json()["data"]) == before
 
 
-def test_wrong_or_missing_admin_key_is_401(gateway):
-    with admin(gateway, key="not-the-key") as client:
-        assert client.get("/tokens").status_code == 401
-    assert httpx.get(gateway.url + "/v1/admin/tokens", timeout=10).status_code == 401
+ROUTES = [("GET", "/tokens"), ("POST", "/tokens"), ("PATCH", "/tokens/abc"), ("DELETE", "/tokens/abc"),
+          ("GET", "/usage")]
+
+
+def test_wrong_or_missing_admin_key_or_a_user_token_is_401(gateway):
+    user = gateway.add_token("not-an-admin")
+    for key in ("not-the-key", user):
+        with admin(gateway, key=key) as client:
+            for method, path in ROUTES:
+                answer = client.request(method, path, json={})
+                assert answer.status_code == 401, (method, path)
+                assert answer.json()["error"]["type"] == "authentication_error"
+    for method, path in ROUTES:
+        assert httpx.request(method, gateway.url + "/v1/admin" + path, timeout=10).status_code == 401
 
 
 def test_admin_api_is_off_without_a_key(tmp_path):
@@ -76,8 +86,10 @@ def test_admin_api_is_off_without_a_key(tmp_path):
     process.env.pop("LLM_WRAPPER_ADMIN_KEY", None)
     process.start()
     try:
-        response = httpx.get(process.url + "/v1/admin/tokens", headers={"Authorization": "Bearer anything"}, timeout=10)
-        assert response.status_code == 404
-        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+        for method, path in ROUTES:
+            response = httpx.request(method, process.url + "/v1/admin" + path,
+                                     headers={"Authorization": "Bearer anything"}, timeout=10)
+            assert response.status_code == 404, (method, path)
+            assert set(response.json()["error"]) == {"message", "type", "param", "code"}
     finally:
         process.stop()

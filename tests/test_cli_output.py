@@ -88,9 +88,11 @@ def test_piped_lists_are_whole_tab_separated_rows(cli: Cli) -> None:
     seed(cli.database_url, [LONG_NAME, "bob"], [("mon_long", LONG_NAME, LONG_QUERY)])
     tokens = cli.run("tokens", "list").stdout
     header, *rows = tokens.splitlines()
-    assert header.split("\t") == ["id", "username", "expiry (UTC)", "status", "today / limit", "lifetime"]
+    assert header.split("\t") == [
+        "id", "username", "expiry (UTC)", "status", "today / limit", "lifetime", "spent / budget (USD)", "models",
+    ]
     assert sorted(row.split("\t")[1] for row in rows) == sorted([LONG_NAME, "bob"])
-    assert all(len(row.split("\t")) == 6 for row in rows)
+    assert all(len(row.split("\t")) == 8 for row in rows)
     monitors = cli.run("monitors", "list").stdout
     header, row = monitors.splitlines()
     assert header.split("\t")[:3] == ["monitor_id", "username", "query"]

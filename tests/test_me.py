@@ -17,7 +17,7 @@ from tests.gateway_process import GatewayProcess
 
 FIELDS = {
     "object", "username", "expiry", "expired", "rate_limit", "requests_today", "remaining_today",
-    "lifetime_requests", "active_monitor", "waiting_updates",
+    "lifetime_requests", "active_monitor", "waiting_updates", "budget_usd", "budget_period", "spent_usd", "models",
 }
 
 
@@ -81,6 +81,10 @@ def test_me_reports_the_account(me_gateway: GatewayProcess) -> None:
         "lifetime_requests": 0,
         "active_monitor": None,
         "waiting_updates": 0,
+        "budget_usd": None,
+        "budget_period": None,
+        "spent_usd": 0.0,
+        "models": None,
     }
     assert answer.headers["x-ratelimit-limit-requests"] == "7"
     assert answer.headers["x-ratelimit-remaining-requests"] == "7"

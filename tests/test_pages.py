@@ -8,8 +8,11 @@ account page and the monitor form, driven like a user would.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -184,6 +187,46 @@ def test_account_shows_what_v1_me_reports(page: Page, phone_page: Page, site: Ga
     page.get_by_role("button", name="Refresh").click()
     expect(page.locator("#acct-today")).to_have_text("3")
     assert me(site, token)["requests_today"] == 3, "looking at the account must not count"
+
+
+def test_account_charts_the_last_30_days_and_the_budget(page: Page, phone_page: Page, site: GatewayProcess,
+                                                         screenshots) -> None:
+    added = site.cli("tokens", "add", "--username", "val", "--expiry", "2099-01-01 00:00:00", "--rate-limit", "50",
+                     "--budget-usd", "1", "--budget-period", "day", "--json")
+    token = json.loads(added.stdout)["token"]
+    for _ in range(3):
+        chat(site, token)
+    today = datetime.now(UTC).date().isoformat()
+    deadline = time.monotonic() + 10
+    expected = pytest.approx(3 * (0.15 + 0.6) / 1e6)
+    while me(site, token)["spent_usd"] != expected and time.monotonic() < deadline:  # flushed about every second
+        time.sleep(0.2)
+    assert me(site, token)["spent_usd"] == expected
+    for view, tab in (("desktop", page), ("phone", phone_page)):
+        visit(tab, site, "/account")
+        tab.get_by_label("API token").fill(token)
+        tab.get_by_role("button", name="Show my account").click()
+        expect(tab.locator("#acct-usage-summary")).to_have_text("3 requests, <$0.01 in the last 30 days (UTC days).")
+        bars = tab.locator("#acct-chart-requests svg rect")
+        expect(bars).to_have_count(30)
+        assert bars.last.locator("title").text_content() == f"{today}: 3"
+        assert float(bars.last.get_attribute("height")) > 100 and bars.first.get_attribute("height") == "0.00"
+        expect(tab.locator("#acct-chart-cost svg rect")).to_have_count(30)
+        expect(tab.get_by_role("img", name=re.compile("^Requests per day: 3 in all over 30 days"))).to_be_visible()
+        expect(tab.locator("#acct-budget-box")).to_be_visible()
+        expect(tab.locator("#acct-budget")).to_have_text("$1.00")
+        expect(tab.locator("#acct-budget-period")).to_have_text("today")
+        expect(tab.locator("#acct-spent")).to_have_text("<$0.01")
+        cost_title = tab.locator("#acct-chart-cost svg rect").last.locator("title").text_content()
+        assert cost_title == f"{today}: $0.0000023"
+        settled(tab)
+        off_site = [url for url in tab.requested if not url.startswith(site.url + "/")]  # type: ignore[attr-defined]
+        assert off_site == [], off_site
+        if view == "phone":
+            assert tab.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") <= 0
+        tab.locator(".usage-box").scroll_into_view_if_needed()
+        screenshots.take(tab, f"{view}-account-chart")
+    assert me(site, token)["requests_today"] == 3, "looking at the usage must not count"
 
 
 def test_account_works_from_the_keyboard(page: Page, site: GatewayProcess) -> None:

@@ -24,7 +24,7 @@ def test_quickstart_commands_exist_and_ci_runs_the_test_command():
 
 def test_every_command_in_the_readme_table_parses():
     table = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
-    commands = sorted(set(re.findall(r"`(?:llm-wrapper )?((?:tokens |monitors )[a-z]+|serve)\b", table)))
+    commands = sorted(set(re.findall(r"`(?:llm-wrapper )?((?:tokens |monitors )[a-z]+|serve|usage)\b", table)))
     assert len(commands) >= 9, commands
     for command in commands:
         result = subprocess.run([str(BIN / "llm-wrapper"), *command.split(), "--help"],

@@ -13,13 +13,14 @@ from llm_wrapper.monitors.records import Monitor
 from llm_wrapper.store import MonitorStore, Store, TokenStore
 from llm_wrapper.store import monitors as monitor_sql
 from llm_wrapper.store import tokens as token_sql
+from llm_wrapper.store import usage as usage_sql
 from llm_wrapper.store.database import Query, check_text, clean_text, sql
 
 from .test_store import NOW
 
 STATEMENTS = {
     f"{module.__name__.rsplit('.', 1)[1]}.{name}": value
-    for module in (token_sql, monitor_sql)
+    for module in (token_sql, monitor_sql, usage_sql)
     for name, value in vars(module).items()
     if isinstance(value, Query)
 }

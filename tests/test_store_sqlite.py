@@ -131,7 +131,7 @@ async def test_a_transaction_that_meets_a_lock_is_retried_whole(store: SQLiteSto
         nonlocal attempts
         attempts += 1
         await tx.run(ADD, {"hash": f"h{attempts}", "username": "u", "expiry": None, "rate_limit": 1,
-                           "created_at": "2030-01-01 00:00:00"})
+                           "created_at": "2030-01-01 00:00:00", "budget_usd": None, "budget_period": None, "models": None})
         if attempts == 1:
             raise sqlite3.OperationalError("database is locked")
         return attempts
@@ -143,7 +143,7 @@ async def test_a_transaction_that_meets_a_lock_is_retried_whole(store: SQLiteSto
 async def test_a_transaction_may_not_wait_for_anything_else(store: SQLiteStore) -> None:
     async def work(tx: Executor) -> None:
         await tx.run(ADD, {"hash": "h", "username": "u", "expiry": None, "rate_limit": 1,
-                           "created_at": "2030-01-01 00:00:00"})
+                           "created_at": "2030-01-01 00:00:00", "budget_usd": None, "budget_period": None, "models": None})
         await asyncio.sleep(0)  # another task could use the shared connection meanwhile
 
     with pytest.raises(RuntimeError, match="SQLite transaction waited"):

@@ -23,11 +23,13 @@ from .gateway import Gateway
 from .monitors import worker as monitor_worker
 from .monitors.service import MonitorService
 from .monitors.speed import SpeedUpdates
+from .pricing import PriceTable
 from .providers import ProviderRegistry
 from .routing import Router
 from .services import Services
 from .settings import Settings, load_settings
 from .store import Store, StoreUnavailable, open_store
+from .usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     config = load_config(settings.llm_wrapper_config)
     registry = ProviderRegistry.from_config(config.providers, settings.secret)
     router = Router(registry.providers.values(), config.routing)
+    prices = PriceTable.load(config.providers)
     redaction.register(settings.secret_values(c.api_key_env for c in config.providers.values()))
     redaction.scrub_logs()
 
@@ -47,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrating = await _migrate_or_keep_trying(store)
         analytics = AnalyticsLog(settings.llm_wrapper_log_file)
         auth = Authorizer(store)
+        usage = UsageRecorder(store, lambda: auth.clock(), every=settings.usage_flush_seconds)  # follows a test's clock
         monitors = MonitorService(settings, store)
         gateway = Gateway(
             registry=registry,
@@ -55,11 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             analytics=analytics,
             answerers=[SpeedUpdates(monitors, settings.update_keywords)],
             max_body_bytes=settings.max_body_bytes,
+            prices=prices,
+            usage=usage,
         )
-        app.state.services = Services(settings, registry, store, analytics, auth, gateway, monitors)
+        app.state.services = Services(settings, registry, store, analytics, auth, gateway, monitors, usage=usage)
         if migrating is not None:
             app.state.services.extras["migrating"] = migrating
         await registry.start()
+        usage.start()
         try:
             async with monitor_worker.running(monitors, settings):
                 yield
@@ -68,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await registry.close()
             analytics.close()
+            await usage.close()  # the requests in flight have finished: write their usage
             await store.close()
 
     app = FastAPI(

@@ -4,10 +4,12 @@ The shape is the original design's: `{"<provider_key>": {"name", "base_url",
 "api_key_env", "supported_models", "payload_extra_parameters"}}`. Optional
 extras: `timeout` (seconds for one upstream request), `connect_timeout`,
 `read_timeout` (longest silence between bytes), `adapter` (which provider
-adapter to use when the key is not one of the built-in names), and for routing
-`model_map`, `priority` and `weight`. The top-level key `routing` is not a
-provider: it holds the routing policy (`RoutingConfig`). A model listed by several
-entries is served by all of them (its group of deployments, see `routing.py`).
+adapter to use when the key is not one of the built-in names), `pricing`
+(per model: `input_per_mtok`, `cached_input_per_mtok`, `output_per_mtok`,
+`per_request`, in USD; see `pricing.py`), and for routing `model_map`,
+`priority` and `weight`. The top-level key `routing` is not a provider: it
+holds the routing policy (`RoutingConfig`). A model listed by several entries
+is served by all of them (its group of deployments, see `routing.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 class ConfigError(Exception):
     """The configuration file is missing or invalid; the message says where."""
+
+
+class ModelPrice(BaseModel):
+    """A price override for one model: the fields given replace the shipped ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+    cached_input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+    output_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+    per_request: float = Field(0.0, ge=0, allow_inf_nan=False)
 
 
 class ProviderConfig(BaseModel):
@@ -42,6 +55,7 @@ class ProviderConfig(BaseModel):
     )
     priority: int = Field(0, description="Lower is tried first.")
     weight: float = Field(1.0, gt=0, description="Share of traffic among deployments of equal priority.")
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _serves_renamed_models(self) -> ProviderConfig:

@@ -3,10 +3,12 @@
     GatewayError                    500 server_error
     ├── InvalidRequest              400 invalid_request_error
     ├── AuthenticationFailed        401 authentication_error
+    ├── ModelNotAllowed             403 permission_error, code model_not_allowed
     ├── NotFound                    404 invalid_request_error
     │   └── ModelNotFound           404 code model_not_found
     ├── PayloadTooLarge             413 invalid_request_error
     ├── RateLimited                 429 rate_limit_exceeded (Retry-After)
+    │   └── BudgetExceeded          429 code budget_exceeded (Retry-After: the period's end)
     ├── UpstreamError               the provider's own status, message, type and param
     ├── UpstreamUnreachable         502 bad_gateway
     │   └── ProviderAuthFailed      502 code provider_auth_failed (the provider refused our key)
@@ -99,6 +101,18 @@ class RateLimited(GatewayError):
     """The caller's own limit (daily requests, budget): it ends with the period, not in seconds."""
 
     status, type, code, final = 429, "rate_limit_exceeded", "rate_limit_exceeded", True
+
+
+class BudgetExceeded(RateLimited):
+    """The token spent its budget for the period; Retry-After says when the period ends."""
+
+    code = "budget_exceeded"
+
+
+class ModelNotAllowed(GatewayError):
+    """The token's allow-list does not hold the model."""
+
+    status, type, code, final = 403, "permission_error", "model_not_allowed", True
 
 
 class UpstreamError(GatewayError):

@@ -27,7 +27,7 @@ import aiohttp
 import orjson
 from starlette.responses import Response
 
-from . import metrics, upstream
+from . import allowlist, metrics, upstream
 from .analytics import AnalyticsLog
 from .auth import Authorizer
 from .bodies import json_object, read_body
@@ -35,16 +35,20 @@ from .disconnect import ClientWatch, Receive
 from .errors import (
     GatewayError,
     InvalidRequest,
+    ModelNotAllowed,
     PayloadTooLarge,
     UpstreamUnreachable,
+    clip,
     sse_error_event,
 )
-from .exchange import Exchange
+from .exchange import Exchange, estimated_usage
+from .pricing import PriceTable
 from .providers import Call, ProviderRegistry
 from .routing import Deployment, Router
 from .sse import DONE, EventStreamResponse, encode
 from .tokens import Grant, bearer_token
 from .upstream import upstream_failures
+from .usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,8 @@ class Gateway:
         analytics: AnalyticsLog,
         answerers: Iterable[Answerer] = (),
         max_body_bytes: int,
+        prices: PriceTable | None = None,
+        usage: UsageRecorder | None = None,
     ) -> None:
         self.registry = registry
         self.router = router
@@ -102,14 +108,17 @@ class Gateway:
         self.answerers = tuple(answerers)
         self.max_body_bytes = max_body_bytes
         self._answered = {model for answerer in self.answerers for model in answerer.models}
+        self.prices = prices or PriceTable({})
+        self.usage = usage
 
-    def models(self) -> list[ModelListing]:
-        """Every model a caller can use now: the enabled providers' and the answerers'."""
+    def models(self, allowed: str | None = None) -> list[ModelListing]:
+        """Every model a caller can use now: the enabled providers' and the answerers', those of
+        them the allow-list `allowed` (as stored on the token; None: all) lets through."""
         listed = {m: ModelListing(m, p.key, p.name) for m, p in self.registry.enabled_models()}
         for answerer in self.answerers:
             for model in answerer.models:
                 listed.setdefault(model, ModelListing(model, "llm-wrapper", answerer.title))
-        return list(listed.values())
+        return [m for m in listed.values() if allowlist.allows(allowed, m.id)]
 
     async def chat(self, incoming: Incoming) -> Response:
         """Answer one chat completion request.
@@ -125,7 +134,7 @@ class Gateway:
             raw = await read_body(incoming.body, incoming.content_length, self.max_body_bytes)
         except PayloadTooLarge as error:
             grant = await self.auth.admit(token)
-            refused = {"user": grant.username, "model": None, "provider": None, "stream": False}
+            refused = {"user": grant.username, "model": None, "provider": None, "stream": False, "grant": grant}
             self._log(refused, error.status, incoming.started, None)
             error.headers = {**self.auth.headers_for(grant), ATTEMPTS_HEADER: "0", PROVIDER_HEADER: "none", **error.headers}
             raise
@@ -133,6 +142,7 @@ class Gateway:
         entry: dict[str, Any] = {
             "user": grant.username, "model": None, "provider": None, "stream": False, "request_id": new_request_id(),
             "attempts": [],
+            "grant": grant,
         }
         try:
             with ClientWatch(incoming.receive) as watch:
@@ -144,7 +154,8 @@ class Gateway:
             # The client is gone (the request still counts: leaving is the caller's choice).
             return Response(status_code=CLIENT_CLOSED)
         except GatewayError as error:
-            if error.status >= 500:  # no answer, through no fault of the caller: give the request back
+            # No answer through no fault of the caller, or a model the token may not use: not counted.
+            if error.status >= 500 or isinstance(error, ModelNotAllowed):
                 grant = await self.auth.give_back(token, grant)
             error.headers = {
                 **self.auth.headers_for(grant), REQUEST_ID: str(entry["request_id"]),
@@ -161,6 +172,9 @@ class Gateway:
         try:
             body = parse_chat_body(raw)
             model: str = body["model"]
+            if grant.models is not None and not allowlist.allows(grant.models, model):
+                entry["grant"] = None  # not counted: given back, and no usage recorded
+                raise ModelNotAllowed(f"This token may not use the model '{clip(model)}'.", param="model")
             stream = body.get("stream") is True
             options = body.get("stream_options")
             exchange = Exchange(
@@ -168,6 +182,7 @@ class Gateway:
                 stream=stream,
                 include_usage=stream and isinstance(options, dict) and options.get("include_usage") is True,
             )
+            exchange.prompt_chars = len(raw)  # for an estimate if no usage comes back; adapters may refine it
             entry.update(model=model, stream=stream)
             if model in self._answered:
                 for answerer in self.answerers:
@@ -339,14 +354,27 @@ class Gateway:
     ) -> None:
         now = time.perf_counter()
         record = {**entry, "status": status, "latency_ms": round((now - started) * 1000, 2)}
+        grant: Grant | None = record.pop("grant", None)
         if first is not None:
             record["ttfb_ms"] = round((first - started) * 1000, 2)
-        if exchange is not None and exchange.usage:
-            record["usage"] = exchange.usage
-        self.analytics.record(**record)
-        provider = entry["provider"] or "none"
-        # Only configured model names become labels: a client's typo must not grow the series.
+        usage = exchange.usage if exchange is not None else None
+        if not usage and exchange is not None and status == 200:
+            # No usage from the provider: estimate it (about four characters a token) rather than bill 0.
+            usage = exchange.usage = estimated_usage(exchange)
+            record["usage_estimated"] = True
+        if usage:
+            record["usage"] = usage
         model = entry["model"] if entry["provider"] else "unknown"
+        cost, priced = self.prices.cost(model, usage)
+        record["cost_usd"] = round(cost, 9)
+        if usage and not priced:
+            record["unpriced"] = True
+        self.analytics.record(**record)
+        if grant is not None and self.usage is not None:
+            self.usage.add(grant.token_hash, grant.username, model, failed=status >= 400, usage=usage,
+                           cost=cost, priced=priced)
+        provider = entry["provider"] or "none"
+        # Only configured model names become labels (and usage rows): a client's typo must not grow them.
         metrics.REQUESTS.labels(model, provider, str(status)).inc()
         metrics.LATENCY.labels(provider).observe(now - started)
         if first is not None:

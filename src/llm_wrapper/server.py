@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,10 @@ def app_factory():  # called by uvicorn in each worker process
     configure_logging(settings.log_level)
     BoundedHttpToolsProtocol.limits = HttpLimits.from_settings(settings)
     return create_app(settings)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _check_readable(label: str, path: Path) -> None:
@@ -72,6 +77,10 @@ def serve(settings: Settings, *, host: str, port: int | None, config_path: Path 
                 f"llm-wrapper: cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc.strerror}"
             ) from None
         log.info("metrics on http://%s:%d/metrics only", settings.metrics_host, settings.metrics_port)
+    # uvicorn shuts down gracefully on SIGTERM (requests in flight finish, the lifespan writes the
+    # usage still in memory), then raises the signal again under the handler it found: this one,
+    # so a clean shutdown exits with status 0 rather than as killed by the signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "llm_wrapper.server:app_factory",
         factory=True,

@@ -12,6 +12,7 @@ from .monitors.service import MonitorService
 from .providers import ProviderRegistry
 from .settings import Settings
 from .store import Store
+from .usage import UsageRecorder
 
 
 @dataclass
@@ -24,3 +25,4 @@ class Services:
     gateway: Gateway
     monitors: MonitorService
     extras: dict[str, Any] = field(default_factory=dict)
+    usage: UsageRecorder | None = None

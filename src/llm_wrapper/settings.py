@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     db_timeout_seconds: float = Field(
         5.0, description="Longest wait for the database (connect, lock, statement)."
     )
+    usage_flush_seconds: float = Field(
+        1.0, gt=0, le=3600, description="How often each process writes the usage it has counted in memory."
+    )
     log_level: str = Field("info", description="Server log level.")
     public_base_url: str | None = Field(
         None, description="How clients reach this server (https://host[:port][/prefix]); pages and redirects use it."

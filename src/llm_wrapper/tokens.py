@@ -17,6 +17,11 @@ the token without counting. `lifetime_requests` counts every admitted request.
 A request that got no answer through no fault of the caller is given back with
 `release` (one UPDATE statement: the day's count, if still that day's, and the
 lifetime count, each less one, never below zero).
+A token may also have a budget (`budget_usd` per UTC `day` or `month`): the
+admitting statement refuses a token whose recorded spend in the current
+period (`spent_usd`, kept by the usage flusher) has reached it, and `admit`
+then says `budget_exceeded`. Without a budget, `spent_usd` is the spend of the
+current month.
 Tokens imported from the original `auth_tokens.db` keep their counts and are
 stored by hash like new ones; the original plaintext token keeps working.
 """
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +102,24 @@ def seconds_to_reset(now: datetime) -> int:
     return max(1, int((next_reset(now) - now).total_seconds() + 0.999))
 
 
+BUDGET_PERIODS = ("day", "month")
+
+
+def period_start(period: str | None, day: date) -> date:
+    """The first day of the budget period holding `day` (a month when there is no period)."""
+    return day if period == "day" else day.replace(day=1)
+
+
+def period_end(period: str | None, now: datetime) -> datetime:
+    """When the budget period holding `now` ends (00:00 UTC of the next day or month)."""
+    start = period_start(period, now.astimezone(UTC).date())
+    if period == "day":
+        end = start + timedelta(days=1)
+    else:
+        end = (start + timedelta(days=32)).replace(day=1)
+    return datetime.combine(end, datetime.min.time(), tzinfo=UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     """An admitted request: who it is, and where their day's count stands after it.
@@ -110,6 +133,8 @@ class Grant:
     lifetime_requests: int
     expiry: datetime | None
     counted_on: date | None = None
+    token_hash: str = ""
+    models: str | None = None  # the allow-list as stored (JSON text); None: every model
 
     @property
     def remaining(self) -> int:
@@ -128,6 +153,19 @@ class TokenRecord:
     last_request_date: date | None
     lifetime_requests: int
     created_at: datetime | None
+    budget_usd: float | None = None
+    budget_period: str | None = None
+    models: list[str] | None = None
+    spent_usd: float = 0.0
+    spent_period: date | None = None
+
+    def spent(self, now: datetime) -> float:
+        """What the token spent in its current budget period (month without a budget), as last flushed."""
+        start = period_start(self.budget_period, now.astimezone(UTC).date())
+        return self.spent_usd if self.spent_period == start else 0.0
+
+    def over_budget(self, now: datetime) -> bool:
+        return self.budget_usd is not None and self.spent(now) >= self.budget_usd
 
     def requests_today(self, now: datetime) -> int:
         return self.request_count if self.last_request_date == now.astimezone(UTC).date() else 0
@@ -151,6 +189,10 @@ class TokenRecord:
             "lifetime_requests": self.lifetime_requests,
             "last_request_date": self.last_request_date.isoformat() if self.last_request_date else None,
             "created_at": format_time(self.created_at) if self.created_at else None,
+            "budget_usd": self.budget_usd,
+            "budget_period": self.budget_period,
+            "spent_usd": round(self.spent(now), 9),
+            "models": self.models,
         }
 
 
@@ -170,6 +212,9 @@ class IssuedToken:
     username: str
     expiry: datetime
     rate_limit: int
+    budget_usd: float | None = None
+    budget_period: str | None = None
+    models: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -178,6 +223,9 @@ class IssuedToken:
             "username": self.username,
             "expiry": format_time(self.expiry),
             "rate_limit": self.rate_limit,
+            "budget_usd": self.budget_usd,
+            "budget_period": self.budget_period,
+            "models": self.models,
         }
 
 
@@ -192,8 +240,7 @@ def check_new_token(username: Any, expiry: str, rate_limit: Any) -> tuple[str, d
         raise TokenInputError("username", "must not be empty")
     if "\x00" in username:
         raise TokenInputError("username", "must not contain NUL characters")
-    if isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or not 1 <= rate_limit <= MAX_RATE_LIMIT:
-        raise TokenInputError("rate_limit", f"must be a whole number from 1 to {MAX_RATE_LIMIT}")
+    check_rate_limit(rate_limit)
     try:
         expires = parse_expiry(str(expiry or ""))
     except ValueError as exc:
@@ -201,12 +248,86 @@ def check_new_token(username: Any, expiry: str, rate_limit: Any) -> tuple[str, d
     return username, expires, rate_limit
 
 
-async def issue_token(store: Store, *, username: Any, expiry: str, rate_limit: Any, now: datetime) -> IssuedToken:
+MAX_BUDGET_USD = 1e12
+
+
+def check_rate_limit(rate_limit: Any) -> int:
+    if isinstance(rate_limit, bool) or not isinstance(rate_limit, int) or not 1 <= rate_limit <= MAX_RATE_LIMIT:
+        raise TokenInputError("rate_limit", f"must be a whole number from 1 to {MAX_RATE_LIMIT}")
+    return rate_limit
+
+
+def check_budget(budget_usd: Any, budget_period: Any) -> tuple[float | None, str | None]:
+    """A budget (USD, or None for none) and its period (`day` or `month`; None when not given)."""
+    if budget_usd is not None:
+        if isinstance(budget_usd, bool) or not isinstance(budget_usd, int | float) or not (
+            0 <= budget_usd <= MAX_BUDGET_USD
+        ):
+            raise TokenInputError("budget_usd", f"must be a number of US dollars from 0 to {MAX_BUDGET_USD:.0f}")
+        budget_usd = float(budget_usd)
+    if budget_period is not None and budget_period not in BUDGET_PERIODS:
+        raise TokenInputError("budget_period", "must be 'day' or 'month'")
+    return budget_usd, budget_period
+
+
+def check_models(models: Any) -> list[str] | None:
+    from .allowlist import AllowListError
+    from .allowlist import check_models as check
+
+    try:
+        return check(models)
+    except AllowListError as exc:
+        raise TokenInputError("models", str(exc)) from None
+
+
+def apply_changes(record: TokenRecord, changes: dict[str, Any]) -> TokenRecord:
+    """The token with `changes` (any of `rate_limit`, `expiry`, `budget_usd`, `budget_period`,
+    `models`) applied; TokenInputError naming the first bad or unknown field. A budget set
+    without a period keeps the token's, else is a month's; no budget drops the period."""
+    known = {"rate_limit", "expiry", "budget_usd", "budget_period", "models"}
+    for name in changes:
+        if name not in known:
+            raise TokenInputError(str(name)[:40], "is not a field that can be changed")
+    update: dict[str, Any] = {}
+    if "rate_limit" in changes:
+        update["rate_limit"] = check_rate_limit(changes["rate_limit"])
+    if "expiry" in changes:
+        try:
+            update["expiry"] = parse_expiry(changes["expiry"]) if isinstance(changes["expiry"], str) else None
+        except ValueError as exc:
+            raise TokenInputError("expiry", str(exc)) from None
+        if update["expiry"] is None:
+            raise TokenInputError("expiry", "must be 'YYYY-MM-DD HH:MM:SS' (UTC)")
+    budget = changes.get("budget_usd", record.budget_usd)
+    period = changes.get("budget_period", record.budget_period)
+    budget, period = check_budget(budget, period)
+    if "budget_usd" in changes:
+        if budget is None and "budget_period" not in changes:
+            period = None
+        elif budget is not None and period is None:
+            period = "month"
+    update["budget_usd"], update["budget_period"] = budget, period
+    if "models" in changes:
+        update["models"] = check_models(changes["models"])
+    return replace(record, **update)
+
+
+async def issue_token(
+    store: Store, *, username: Any, expiry: str, rate_limit: Any, now: datetime,
+    budget_usd: Any = None, budget_period: Any = None, models: Any = None,
+) -> IssuedToken:
     """Validate, make and store a new token (hashed); the secret is returned once."""
     username, expires, limit = check_new_token(username, expiry, rate_limit)
+    budget, period = check_budget(budget_usd, budget_period)
+    if budget is not None and period is None:
+        period = "month"
+    allowed = check_models(models)
     token = new_token()
-    await store.add_token(token_hash=hash_token(token), username=username, expiry=expires, rate_limit=limit, now=now)
-    return IssuedToken(token, username, expires, limit)
+    await store.add_token(
+        token_hash=hash_token(token), username=username, expiry=expires, rate_limit=limit, now=now,
+        budget_usd=budget, budget_period=period, models=allowed,
+    )
+    return IssuedToken(token, username, expires, limit, budget, period, allowed)
 
 
 def ratelimit_headers(grant: Grant | TokenRecord, now: datetime) -> dict[str, str]:
@@ -248,7 +369,7 @@ async def identify(store: Store, token: str, now: datetime) -> TokenRecord:
 
 async def admit(store: Store, token: str, now: datetime) -> Grant:
     """Authorise and count one request, or raise why not (401 or 429 with Retry-After)."""
-    from .errors import AuthenticationFailed, RateLimited
+    from .errors import AuthenticationFailed, BudgetExceeded, RateLimited
 
     token_hash = hash_token(token)
     grant = await store.authorize(token_hash, now)
@@ -259,6 +380,13 @@ async def admit(store: Store, token: str, now: datetime) -> Grant:
         raise AuthenticationFailed("Invalid token.")
     if record.expired(now):
         raise AuthenticationFailed(f"This token expired at {format_time(record.expiry)} UTC.", code="token_expired")  # type: ignore[arg-type]
+    if record.requests_today(now) < record.rate_limit and record.over_budget(now):
+        until = period_end(record.budget_period, now)
+        raise BudgetExceeded(
+            f"The budget of ${record.budget_usd:g} a {record.budget_period or 'month'} is spent; "
+            f"it starts again at {format_time(until)} UTC.",
+            headers={"Retry-After": str(max(1, int((until - now).total_seconds() + 0.999)))},
+        )
     wait = seconds_to_reset(now)
     raise RateLimited(
         f"Daily request limit of {record.rate_limit} reached; it resets at 00:00 UTC.",

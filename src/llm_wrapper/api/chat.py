@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from .. import allowlist
 from ..errors import ModelNotFound, clip
 from ..gateway import Incoming, ModelListing
 from ..services import Services
@@ -37,14 +38,14 @@ def _model_object(model: ModelListing) -> dict[str, Any]:
 
 @router.get("/v1/models")
 async def list_models(user: CurrentUser, services: ServicesDep) -> Response:
-    data = [_model_object(model) for model in services.gateway.models()]
+    data = [_model_object(model) for model in services.gateway.models(allowlist.to_text(user.models))]
     return json_response({"object": "list", "data": data}, headers=services.auth.headers_for(user))
 
 
 @router.get("/v1/models/{model_id:path}")
 async def retrieve_model(model_id: str, user: CurrentUser, services: ServicesDep) -> Response:
     """One model, as the SDKs' `models.retrieve` asks (ids may contain `/`, e.g. Together's)."""
-    for model in services.gateway.models():
+    for model in services.gateway.models(allowlist.to_text(user.models)):
         if model.id == model_id:
             return json_response(_model_object(model), headers=services.auth.headers_for(user))
     raise ModelNotFound(f"The model '{clip(model_id)}' does not exist or is not served here.", param="model")

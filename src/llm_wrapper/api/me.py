@@ -1,4 +1,4 @@
-"""`GET /v1/me`: the caller's own account, read without counting a request."""
+"""`GET /v1/me` and `GET /v1/usage`: the caller's own account and usage, read without counting a request."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from ..reports import grouped
 from ..services import Services
 from ..tokens import TokenRecord, format_time
+from .admin import usage_period
 from .deps import CurrentUser, ServicesDep
 from .responses import json_response
 
@@ -40,7 +42,21 @@ async def account(user: TokenRecord, services: Services) -> dict[str, Any]:
         "lifetime_requests": user.lifetime_requests,
         "active_monitor": monitor_json(monitor) if monitor is not None else None,
         "waiting_updates": waiting,
+        "budget_usd": user.budget_usd,
+        "budget_period": user.budget_period,
+        "spent_usd": round(user.spent(now), 9),
+        "models": user.models,
     }
+
+
+@router.get("/v1/usage")
+async def usage(user: CurrentUser, services: ServicesDep, start: str | None = None, end: str | None = None) -> Response:
+    """The caller's own usage rows (every token of the username), not counted as a request."""
+    first, last = usage_period(start, end, services.auth.clock().date())
+    rows = grouped(await services.store.usage.usage(first, last, user.username))
+    for row in rows:
+        del row["username"]
+    return json_response({"object": "list", "data": rows}, headers=services.auth.headers_for(user))
 
 
 def monitor_json(monitor: Any) -> dict[str, Any]:

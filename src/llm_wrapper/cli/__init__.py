@@ -1,9 +1,9 @@
-"""The `llm-wrapper` command: serve, tokens, monitors.
+"""The `llm-wrapper` command: serve, tokens, monitors, usage.
 
     cli/__init__.py   the click group and `main` (the console script's entry point)
     cli/context.py    settings, a store for one piece of work, BadArgument
     cli/output.py     tables and messages, user text made harmless
-    cli/serve.py, cli/tokens.py, cli/monitors.py   the commands
+    cli/serve.py, cli/tokens.py, cli/monitors.py, cli/usage.py   the commands
 
 Bad arguments print one line (`llm-wrapper: error: …`) and exit with status 2,
 having written nothing.
@@ -23,6 +23,7 @@ from .monitors import monitors
 from .output import say
 from .serve import serve
 from .tokens import tokens
+from .usage import usage
 
 __all__ = ["BadArgument", "cli", "main"]
 
@@ -37,6 +38,7 @@ def cli(ctx: click.Context) -> None:
 cli.add_command(serve)
 cli.add_command(tokens)
 cli.add_command(monitors)
+cli.add_command(usage)
 
 
 def main(argv: list[str] | None = None, prog_name: str = "llm-wrapper") -> None:

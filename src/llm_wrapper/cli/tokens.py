@@ -1,4 +1,4 @@
-"""`llm-wrapper tokens add|list|delete|import`."""
+"""`llm-wrapper tokens add|list|update|delete|import`."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ import json
 import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
+from .. import allowlist
 from ..store import Store
 from ..tokens import (
+    BUDGET_PERIODS,
     MAX_RATE_LIMIT,
     TokenInputError,
     TokenRecord,
+    apply_changes,
+    check_budget,
+    check_models,
     check_new_token,
     format_time,
     hash_token,
@@ -35,18 +41,29 @@ def tokens() -> None:
 @click.option("--expiry", required=True, help="'YYYY-MM-DD HH:MM:SS', read as UTC.")
 @click.option("--rate-limit", "--rate_limit", "rate_limit", required=True, type=int,
               help="Requests admitted per UTC day.")
+@click.option("--budget-usd", type=float, default=None, help="Spend allowed per budget period, in USD.")
+@click.option("--budget-period", type=click.Choice(BUDGET_PERIODS), default=None,
+              help="The budget's period, UTC (default: month).")
+@click.option("--models", default=None, help="Allowed models, comma-separated; '*' matches any text.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_context
-def tokens_add(ctx: click.Context, username: str, expiry: str, rate_limit: int, as_json: bool) -> None:
+def tokens_add(
+    ctx: click.Context, username: str, expiry: str, rate_limit: int, budget_usd: float | None,
+    budget_period: str | None, models: str | None, as_json: bool,
+) -> None:
     """Create a token and print it: the only time it is shown."""
-    flags = {"username": "--username", "expiry": "--expiry", "rate_limit": "--rate-limit"}
-    try:
-        check_new_token(username, expiry, rate_limit)  # before the store is opened: bad input writes nothing
+    try:  # before the store is opened: bad input writes nothing
+        check_new_token(username, expiry, rate_limit)
+        check_budget(budget_usd, budget_period)
+        allowed = check_models(allowlist.split(models))
     except TokenInputError as exc:
-        raise BadArgument(f"{flags[exc.field]} {exc}" if exc.field != "expiry" else f"--expiry: {exc}") from None
+        raise bad(exc) from None
     issued = run_with_store(
         settings_of(ctx),
-        lambda store: issue_token(store, username=username, expiry=expiry, rate_limit=rate_limit, now=utc_now()),
+        lambda store: issue_token(
+            store, username=username, expiry=expiry, rate_limit=rate_limit, now=utc_now(),
+            budget_usd=budget_usd, budget_period=budget_period, models=allowed,
+        ),
     )
     if as_json:
         click.echo(json.dumps(issued.to_json()))
@@ -69,13 +86,91 @@ def tokens_list(ctx: click.Context, as_json: bool) -> None:
     now = utc_now()
     print_listing(
         [r.to_json(now) for r in records], as_json=as_json, noun="token",
-        columns=("id", "username", "expiry (UTC)", "status", "today / limit", "lifetime"),
+        columns=("id", "username", "expiry (UTC)", "status", "today / limit", "lifetime", "spent / budget (USD)",
+                 "models"),
         cells=lambda row: (
             row["id"], row["username"], row["expiry"] or "never",
             Cell("expired", "red") if row["expired"] else Cell("active", "green"),
             f"{row['requests_today']} / {row['rate_limit']}", row["lifetime_requests"],
+            f"{row['spent_usd']:.4f} / " + (
+                f"{row['budget_usd']:g} a {row['budget_period']}" if row["budget_usd"] is not None else "none"
+            ),
+            ",".join(row["models"]) if row["models"] is not None else "all",  # type: ignore[arg-type]
         ),
     )
+
+
+@tokens.command("update")
+@click.option("--id", "token_id", default=None, help="The token's id, as `tokens list` shows it.")
+@click.option("--token", "token", default=None, help="The token itself.")
+@click.option("--rate-limit", "--rate_limit", "rate_limit", type=int, default=None, help="Requests per UTC day.")
+@click.option("--expiry", default=None, help="'YYYY-MM-DD HH:MM:SS', read as UTC.")
+@click.option("--budget-usd", type=float, default=None, help="Spend allowed per budget period, in USD.")
+@click.option("--no-budget", is_flag=True, help="Remove the budget.")
+@click.option("--budget-period", type=click.Choice(BUDGET_PERIODS), default=None, help="The budget's period (UTC).")
+@click.option("--models", default=None, help="Allowed models, comma-separated; '*' matches any text.")
+@click.option("--all-models", is_flag=True, help="Allow every model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the token as `tokens list --json` does.")
+@click.pass_context
+def tokens_update(
+    ctx: click.Context, token_id: str | None, token: str | None, rate_limit: int | None, expiry: str | None,
+    budget_usd: float | None, no_budget: bool, budget_period: str | None, models: str | None,
+    all_models: bool, as_json: bool,
+) -> None:
+    """Change a token in place: its secret, counts and usage stay."""
+    if bool(token) == bool(token_id):
+        raise BadArgument("give exactly one of --token or --id")
+    if budget_usd is not None and no_budget:
+        raise BadArgument("give at most one of --budget-usd or --no-budget")
+    if models is not None and all_models:
+        raise BadArgument("give at most one of --models or --all-models")
+    changes: dict[str, Any] = {}
+    for name, value in (("rate_limit", rate_limit), ("expiry", expiry), ("budget_usd", budget_usd),
+                        ("budget_period", budget_period), ("models", models)):
+        if value is not None:
+            changes[name] = value
+    if no_budget:
+        changes["budget_usd"] = None
+    if all_models:
+        changes["models"] = None
+    if not changes:
+        raise BadArgument("nothing to change: give at least one of the options")
+    if "models" in changes:
+        changes["models"] = allowlist.split(changes["models"])
+    target = token_id or (token or "").strip()
+
+    async def work(store: Store) -> TokenRecord:
+        record = await _find(store, token_id=token_id, token=token)
+        if record is None:
+            raise BadArgument(f"no token {'with id ' if token_id else ''}{target!r}")
+        try:
+            changed = apply_changes(record, changes)
+        except TokenInputError as exc:
+            raise bad(exc) from None
+        updated = await store.update_token(changed, utc_now())
+        if updated is None:
+            raise BadArgument(f"no token {target!r}")
+        return updated
+
+    updated = run_with_store(settings_of(ctx), work)
+    if as_json:
+        click.echo(json.dumps(updated.to_json(utc_now())))
+    else:
+        say(f"Updated the token {updated.id} of {updated.username}.")
+
+
+async def _find(store: Store, *, token_id: str | None, token: str | None) -> TokenRecord | None:
+    if token:
+        return await store.get_token(hash_token(token.strip()))
+    for record in await store.list_tokens():
+        if record.id == token_id:
+            return record
+    return None
+
+
+def bad(exc: TokenInputError) -> BadArgument:
+    """A bad token field as the command line names it (`--rate-limit must be …`)."""
+    return BadArgument(f"--{exc.field.replace('_', '-')}: {exc}")
 
 
 @tokens.command("delete")
@@ -88,15 +183,8 @@ def tokens_delete(ctx: click.Context, token: str | None, token_id: str | None) -
         raise BadArgument("give exactly one of --token or --id")
 
     async def work(store: Store) -> str | None:
-        if token:
-            token_hash = hash_token(token.strip())
-        else:
-            matches = [r.token_hash for r in await store.list_tokens() if r.id == token_id]
-            if not matches:
-                return None
-            token_hash = matches[0]
-        record = await store.get_token(token_hash)
-        if record is None or not await store.delete_token(token_hash):
+        record = await _find(store, token_id=token_id, token=token)
+        if record is None or not await store.delete_token(record.token_hash):
             return None
         return record.username
 

@@ -1,6 +1,7 @@
 """The one storage interface: a token store and a monitor store over one database.
 
-`Store.tokens` (`TokenStore`) and `Store.monitors` (`MonitorStore`) hold the
+`Store.tokens` (`TokenStore`), `Store.monitors` (`MonitorStore`) and
+`Store.usage` (`UsageStore`, the daily usage rollups) hold the
 SQL, written once for both databases; `Store.db` is the backend (`Database`:
 SQLite or PostgreSQL). The Store also answers every token and monitor method
 itself (`store.authorize(…)` is `store.tokens.authorize(…)`), so callers need
@@ -22,6 +23,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from .database import Database, StoreUnavailable
 from .monitors import MonitorStore
 from .tokens import TokenStore
+from .usage import UsageStore
 
 __all__ = ["Store", "StoreUnavailable"]
 
@@ -58,6 +60,7 @@ class Store:
         self.db = db
         self.tokens = TokenStore(db)
         self.monitors = MonitorStore(db)
+        self.usage = UsageStore(db)
 
     @property
     def dialect(self) -> str:
@@ -82,6 +85,7 @@ class Store:
     get_token = part("tokens", TokenStore.get_token)
     list_tokens = part("tokens", TokenStore.list_tokens)
     delete_token = part("tokens", TokenStore.delete_token)
+    update_token = part("tokens", TokenStore.update_token)
 
     # monitors (see MonitorStore; records in `monitors/records.py`)
     insert_monitor = part("monitors", MonitorStore.insert_monitor)

@@ -121,4 +121,53 @@ MIGRATIONS: list[tuple[str, list[str], list[str]]] = [
             "CREATE INDEX event_groups_waiting ON event_groups (monitor_id) WHERE processed_at IS NULL",
         ],
     ),
+    # Usage per token, UTC day and model, added to by every process's flusher
+    # (`INSERT … ON CONFLICT DO UPDATE SET x = x + excluded.x`); the username is kept so the rows
+    # outlive the token. A token's budget, allow-list (JSON text) and its spend in the current
+    # period (`spent_usd` as of `spent_period`, the period's first day), kept by the flusher.
+    (
+        "0003_usage",
+        [
+            """CREATE TABLE usage_daily (
+                token_hash TEXT NOT NULL,
+                day TEXT NOT NULL,
+                model TEXT NOT NULL,
+                username TEXT NOT NULL,
+                requests INTEGER NOT NULL DEFAULT 0,
+                errors INTEGER NOT NULL DEFAULT 0,
+                prompt_tokens INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                cost_usd REAL NOT NULL DEFAULT 0,
+                unpriced INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (token_hash, day, model)
+            )""",
+            "CREATE INDEX usage_daily_day ON usage_daily (day, username)",
+            "ALTER TABLE tokens ADD COLUMN budget_usd REAL",
+            "ALTER TABLE tokens ADD COLUMN budget_period TEXT",
+            "ALTER TABLE tokens ADD COLUMN models TEXT",
+            "ALTER TABLE tokens ADD COLUMN spent_usd REAL NOT NULL DEFAULT 0",
+            "ALTER TABLE tokens ADD COLUMN spent_period TEXT",
+        ],
+        [
+            """CREATE TABLE usage_daily (
+                token_hash TEXT NOT NULL,
+                day DATE NOT NULL,
+                model TEXT NOT NULL,
+                username TEXT NOT NULL,
+                requests BIGINT NOT NULL DEFAULT 0,
+                errors BIGINT NOT NULL DEFAULT 0,
+                prompt_tokens BIGINT NOT NULL DEFAULT 0,
+                completion_tokens BIGINT NOT NULL DEFAULT 0,
+                cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+                unpriced BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (token_hash, day, model)
+            )""",
+            "CREATE INDEX usage_daily_day ON usage_daily (day, username)",
+            "ALTER TABLE tokens ADD COLUMN budget_usd DOUBLE PRECISION",
+            "ALTER TABLE tokens ADD COLUMN budget_period TEXT",
+            "ALTER TABLE tokens ADD COLUMN models TEXT",
+            "ALTER TABLE tokens ADD COLUMN spent_usd DOUBLE PRECISION NOT NULL DEFAULT 0",
+            "ALTER TABLE tokens ADD COLUMN spent_period DATE",
+        ],
+    ),
 ]

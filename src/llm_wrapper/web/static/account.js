@@ -1,4 +1,4 @@
-/* The account page: GET /v1/me with the token in the Authorization header (not counted). */
+/* The account page: GET /v1/me and GET /v1/usage with the token in the Authorization header (neither counted). */
 "use strict";
 
 (function () {
@@ -10,6 +10,36 @@
   const DAY = 86400000;
 
   function text(id, value) { document.getElementById(id).textContent = String(value); }
+  function usd(n) {  /* exact enough for a chart's scale and titles */
+    const value = Number(n || 0);
+    return "$" + (value !== 0 && Math.abs(value) < 0.01 ? value.toPrecision(2) : value.toFixed(2));
+  }
+  function money(n) {  /* for a headline figure: cents */
+    const value = Number(n || 0);
+    return value > 0 && value < 0.01 ? "<$0.01" : "$" + value.toFixed(2);
+  }
+
+  function renderUsage(rows) {
+    const byDay = {};
+    rows.forEach(function (row) {
+      const day = byDay[row.date] || (byDay[row.date] = { requests: 0, cost: 0 });
+      day.requests += row.requests;
+      day.cost += row.cost_usd;
+    });
+    const days = [], today = new Date();
+    for (let i = 29; i >= 0; i--) {
+      const date = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - i));
+      const key = date.toISOString().slice(0, 10);
+      days.push({ key: key, label: key.slice(5), found: byDay[key] || { requests: 0, cost: 0 } });
+    }
+    const requests = days.map(function (d) { return { label: d.key, value: d.found.requests }; });
+    const cost = days.map(function (d) { return { label: d.key, value: d.found.cost }; });
+    const totalRequests = requests.reduce(function (s, d) { return s + d.value; }, 0);
+    const totalCost = cost.reduce(function (s, d) { return s + d.value; }, 0);
+    text("acct-usage-summary", count(totalRequests) + " requests, " + money(totalCost) + " in the last 30 days (UTC days).");
+    L.barChart(document.getElementById("acct-chart-requests"), requests, { label: "Requests per day", format: count });
+    L.barChart(document.getElementById("acct-chart-cost"), cost, { label: "Cost per day", format: usd, tone: "chart-bar-cost" });
+  }
   function count(n) { return Number(n || 0).toLocaleString("en-US"); }
 
   function expiryNote(expiry) {
@@ -36,6 +66,19 @@
     const share = me.rate_limit > 0 ? Math.min(100, (100 * me.requests_today) / me.rate_limit) : 100;
     document.getElementById("acct-meter").style.width = share.toFixed(1) + "%";
 
+    const budgeted = me.budget_usd !== null && me.budget_usd !== undefined;
+    document.getElementById("acct-budget-box").hidden = !budgeted;
+    if (budgeted) {
+      text("acct-budget-period", me.budget_period === "day" ? "today" : "this month");
+      text("acct-spent", money(me.spent_usd));
+      text("acct-budget", money(me.budget_usd));
+      const used = me.budget_usd > 0 ? Math.min(100, (100 * me.spent_usd) / me.budget_usd) : 100;
+      document.getElementById("acct-budget-meter").style.width = used.toFixed(1) + "%";
+      text("acct-budget-note", me.spent_usd >= me.budget_usd
+        ? "Spent: requests are refused until the " + (me.budget_period || "month") + " ends (UTC)."
+        : money(Math.max(0, me.budget_usd - me.spent_usd)) + " left · starts again each " + (me.budget_period || "month") + " (UTC)");
+    }
+
     const monitor = me.active_monitor;
     document.getElementById("acct-monitor").hidden = !monitor;
     document.getElementById("acct-no-monitor").hidden = !!monitor;
@@ -55,6 +98,8 @@
     L.setBusy(form, false);
     if (answer.ok && answer.data) {
       render(answer.data);
+      const usage = await L.api("GET", "/v1/usage", token);
+      renderUsage(usage.ok && usage.data && Array.isArray(usage.data.data) ? usage.data.data : []);
       if (moveFocus) panel.focus();
       return;
     }
