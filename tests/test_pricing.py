@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ UNPRICED = {"DeepSeek-V3-0324", "speed", "lite", "base", "core"}
 
 def test_every_shipped_model_is_priced_with_its_source_and_date_or_named_unpriced() -> None:
     data = json.loads((ROOT / "src/llm_wrapper/data/prices.json").read_text())["models"]
-    shipped = {m for p in load_config(ROOT / "config.json").values() for m in p.supported_models}
+    # Every name a provider is sent: a model renamed by `model_map` is priced under the provider's name.
+    providers = load_config(ROOT / "config.json").providers.values()
+    shipped = {p.model_map.get(m, m) for p in providers for m in p.supported_models}
     assert set(data) == shipped - UNPRICED
     for model, entry in data.items():
         assert entry["source"] and entry["date"] == "2026-11-29", model
@@ -60,9 +63,25 @@ def test_config_pricing_overrides_the_named_fields_and_adds_models() -> None:
             "pricing": {"gpt-4o-mini": {"output_per_mtok": 1.0}, "my-model": {"input_per_mtok": 2.0, "per_request": 0.01}},
         }
     })
-    table = PriceTable.load(config)
-    assert table.prices["gpt-4o-mini"] == Price(0.15, 0.075, 1.0, 0.0)
-    assert table.cost("my-model", {"prompt_tokens": 1_000_000})[0] == pytest.approx(2.01)
+    table = PriceTable.load(config.providers)
+    assert table.price("gpt-4o-mini", "openai") == Price(0.15, 0.075, 1.0, 0.0)
+    assert table.price("gpt-4o-mini") == Price(0.15, 0.075, 0.6, 0.0)  # another entry's is the shipped one
+    assert table.cost("my-model", {"prompt_tokens": 1_000_000}, "openai")[0] == pytest.approx(2.01)
+
+
+def test_a_model_served_by_several_deployments_costs_what_the_one_that_answered_charges() -> None:
+    entry = {"base_url": "http://x", "api_key_env": "K"}
+    config = parse_config({
+        "sambanova": {**entry, "name": "S", "model_map": {"llama": "Meta-Llama-3.3-70B-Instruct"}},
+        "together": {**entry, "name": "T", "model_map": {"llama": "meta-llama/Llama-3.3-70B-Instruct-Turbo"},
+                     "pricing": {"llama": {"output_per_mtok": 9.0}}},
+    })
+    table = PriceTable.load(config.providers)
+    shipped = shipped_prices()
+    assert table.price("llama", "sambanova", "Meta-Llama-3.3-70B-Instruct") == shipped["Meta-Llama-3.3-70B-Instruct"]
+    together = table.price("llama", "together", "meta-llama/Llama-3.3-70B-Instruct-Turbo")
+    assert together == replace(shipped["meta-llama/Llama-3.3-70B-Instruct-Turbo"], output_per_mtok=9.0)
+    assert table.price("llama") is None  # no deployment known, no public price: unpriced
 
 
 @pytest.mark.parametrize("bad", [{"input_per_mtok": -1}, {"output_per_mtok": "cheap"}, {"per_token": 1}])

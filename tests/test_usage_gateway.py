@@ -32,6 +32,7 @@ PROMPT_TOKENS = 11  # what the fake reports
 
 
 NO_USAGE = "gpt-no-usage"
+ALIAS = "gpt-alias"
 
 
 def no_usage_app() -> web.Application:
@@ -63,6 +64,11 @@ async def gw(tmp_path: Path, fakes: FakeProviders) -> AsyncIterator[InProcessGat
     config["no_usage"] = {
         "name": "No usage", "adapter": "openai", "base_url": f"http://127.0.0.1:{runner.addresses[0][1]}/v1",
         "api_key_env": "OPENAI_API_KEY", "supported_models": [NO_USAGE], "pricing": {NO_USAGE: PRICE},
+    }
+    # GPT again, under another public name and at another price: a second deployment of the fake.
+    config["openai_alias"] = {
+        **config["openai"], "name": "OpenAI alias", "adapter": "openai", "supported_models": [],
+        "model_map": {ALIAS: GPT}, "pricing": {GPT: {**PRICE, "output_per_mtok": 20.0}},
     }
     settings = inprocess_settings(tmp_path, {**gateway_env(fakes.url), "LLM_WRAPPER_ADMIN_KEY": ADMIN_KEY}, config)
     app = create_app(settings)
@@ -118,6 +124,16 @@ async def test_a_json_answer_is_priced_logged_and_recorded(gw: InProcessGateway)
     assert row["cost_usd"] == pytest.approx(expected_cost(completion))
     [line] = [x for x in log_lines(gw) if x.get("model") == GPT]
     assert line["cost_usd"] == pytest.approx(expected_cost(completion)) and "unpriced" not in line
+
+
+async def test_a_renamed_model_costs_what_the_deployment_that_answered_charges(gw: InProcessGateway) -> None:
+    answer = await gw.sdk().chat.completions.create(**chat(ALIAS))
+    assert answer.model == ALIAS
+    completion = answer.usage.completion_tokens
+    [row] = await rows(gw, "alice")
+    assert row["model"] == ALIAS
+    expected = (PROMPT_TOKENS * PRICE["input_per_mtok"] + completion * 20.0) / 1e6 + 0.001
+    assert row["cost_usd"] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("client_asks", [True, False])

@@ -365,7 +365,11 @@ class Gateway:
         if usage:
             record["usage"] = usage
         model = entry["model"] if entry["provider"] else "unknown"
-        cost, priced = self.prices.cost(model, usage)
+        # Priced as the deployment that answered charges (the last attempt's provider and model name).
+        answered = entry["attempts"][-1] if entry.get("attempts") else None
+        cost, priced = self.prices.cost(
+            model, usage, answered["provider"] if answered else None, answered["model"] if answered else None
+        )
         record["cost_usd"] = round(cost, 9)
         if usage and not priced:
             record["unpriced"] = True

@@ -59,24 +59,52 @@ def _count(value: Any) -> int:
 
 
 class PriceTable:
-    """Prices by model name; `cost` is a dict lookup and a few multiplications."""
+    """Prices by model name, and a provider entry's own prices; `cost` is a dict lookup or two and
+    a few multiplications.
 
-    def __init__(self, prices: Mapping[str, Price]) -> None:
+    A model served by several deployments (see `routing.py`) costs what the deployment that
+    answered charges: its entry's `pricing` for the model (by either name), else the shipped
+    price of the name that provider knows it by, else of the public name.
+    """
+
+    def __init__(
+        self, prices: Mapping[str, Price], own: Mapping[tuple[str, str], Price] | None = None
+    ) -> None:
         self.prices = dict(prices)
+        self.own = dict(own or {})  # (provider key, model) -> that entry's price
 
     @classmethod
     def load(cls, providers: Mapping[str, ProviderConfig] = {}) -> PriceTable:  # noqa: B006 (read only)
-        """The shipped table with every provider's `pricing` applied."""
+        """The shipped table, and every provider entry's `pricing` over it."""
         prices = shipped_prices()
-        for provider in providers.values():
+        own: dict[tuple[str, str], Price] = {}
+        for key, provider in providers.items():
             for model, override in provider.pricing.items():
-                prices[model] = apply(prices.get(model, Price()), override)
-        return cls(prices)
+                base = prices.get(provider.model_map.get(model, model)) or prices.get(model) or Price()
+                own[(key, model)] = apply(base, override)
+        return cls(prices, own)
 
-    def cost(self, model: str | None, usage: Mapping[str, Any] | None) -> tuple[float, bool]:
-        """(USD, priced): what one request to `model` with this usage cost; (0, False) without a
-        price. A request without usage (no answer) costs nothing, its per-request fee included."""
-        price = self.prices.get(model) if model else None
+    def price(self, model: str | None, provider: str | None = None, upstream: str | None = None) -> Price | None:
+        """The price of `model` as served by `provider` under the name `upstream` (when known)."""
+        if not model:
+            return None
+        if provider is not None and self.own:
+            price = self.own.get((provider, upstream or model)) or self.own.get((provider, model))
+            if price is not None:
+                return price
+        return (self.prices.get(upstream) if upstream else None) or self.prices.get(model)
+
+    def cost(
+        self,
+        model: str | None,
+        usage: Mapping[str, Any] | None,
+        provider: str | None = None,
+        upstream: str | None = None,
+    ) -> tuple[float, bool]:
+        """(USD, priced): what one request to `model` (answered by `provider`, which knows it as
+        `upstream`) with this usage cost; (0, False) without a price. A request without usage
+        (no answer) costs nothing, its per-request fee included."""
+        price = self.price(model, provider, upstream)
         if price is None:
             return 0.0, False
         return (price.cost(usage) if usage else 0.0), True
