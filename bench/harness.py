@@ -110,6 +110,15 @@ class Bench:
                 "payload_extra_parameters": {},
             },
         }
+        if self.args.failover:
+            # Each model's first deployment refuses connections (a port nothing listens on): every
+            # request that reaches it fails over to the working one, until its cooldown skips it.
+            for key in list(config):
+                config[f"{key}_dead"] = {
+                    **config[key], "name": f"{config[key]['name']} (down)",
+                    "base_url": f"http://127.0.0.1:{free_port()}/v1", "priority": 0,
+                }
+                config[key]["priority"] = 1
         (folder / "config.json").write_text(json.dumps(config, indent=2))
         env = {
             **os.environ,

@@ -66,6 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="gateway worker processes (default 1; with 2 the gateway gets both CPUs)",
     )
+    p.add_argument(
+        "--failover",
+        action="store_true",
+        help="give each model a first deployment that refuses connections (routing's failover path)",
+    )
     p.add_argument("--gateway-cpu", type=int, default=0, help="CPU for the gateway (default 0)")
     p.add_argument("--load-cpu", type=int, default=1, help="CPU for nginx and wrk (default 1)")
     args = p.parse_args(argv)
@@ -148,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             and {1, 32} <= set(args.conns)
             and args.database == "sqlite"
             and args.workers == 1
+            and not args.failover
         )
         if args.no_doc or (args.doc is None and not full):
             print("\ndocs/benchmarks.md left as it is (only a full run or --doc PATH writes it)")

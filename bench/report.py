@@ -186,11 +186,16 @@ def layout(args: argparse.Namespace) -> str:
     )
     if not args.pin:
         where = "not pinned (fewer than 2 CPUs)"
+    failover = (
+        " Each model's first deployment refuses connections (`--failover`): requests fail over to "
+        "the second, and the first is skipped while it cools down."
+        if args.failover else ""
+    )
     return (
         f"- Layout: `llm-wrapper serve --workers {args.workers}` and the bare proxy (bench/bare.py, "
         f"FastAPI + aiohttp, no features) {where}; nginx (1 worker) and wrk (1 thread) on CPU "
         f"{args.load_cpu}. {args.duration:g} s per run. {store}, analytics log on, a real token "
-        "with a large daily limit."
+        f"with a large daily limit.{failover}"
     )
 
 
