@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-soak", action="store_true", help="skip the memory soak")
     p.add_argument(
+        "--modes", default="json,sse", help="comma-separated loads to run: json, sse (default both)"
+    )
+    p.add_argument(
         "--profile", action="store_true", help="also profile a JSON and an SSE run with py-spy"
     )
     p.add_argument(
@@ -81,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--connections: comma-separated whole numbers")
     if args.duration <= 0 or args.duration > 600:
         p.error("--duration: between 0 and 600 seconds")
+    args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not args.mode_list or not set(args.mode_list) <= {"json", "sse"}:
+        p.error("--modes: json, sse or both, comma-separated")
     if not 1 <= args.workers <= 8:
         p.error("--workers: between 1 and 8")
     return args
@@ -114,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.start_bare()
         bench.write_scripts()
         bench.check_answers()
-        for mode in (
-            "json",
-            "sse",
-        ):  # connections, pools and code paths warm before anything counts
+        for mode in args.mode_list:  # connections, pools and code paths warm before anything counts
             wrk(
                 bench.scripts[mode],
                 bench.url(mode, "gateway"),
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.load_cpu,
             )
         runs: list[Run] = []
-        for mode in ("json", "sse"):
+        for mode in args.mode_list:
             for conns in args.conns:
                 for target in ("direct", "bare", "gateway"):
                     run = bench.measure(mode, target, conns, args.duration)
@@ -154,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             and args.database == "sqlite"
             and args.workers == 1
             and not args.failover
+            and len(args.mode_list) == 2
         )
         if args.no_doc or (args.doc is None and not full):
             print("\ndocs/benchmarks.md left as it is (only a full run or --doc PATH writes it)")
