@@ -17,25 +17,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .fakes.openai_minimal import CALLS, KEY_ENV, MODEL, minimal_openai_app, minimal_openai_config
+from .fakes.openai_minimal import CALLS, KEY_ENV, MODEL, minimal_openai_config
 from .fakes.server import ThreadedServer
 from .gateway_process import GatewayProcess
 
 LIMIT, BURST = 50, 200
-
-
-@pytest.fixture
-def provider() -> Iterator[ThreadedServer]:
-    server = ThreadedServer(minimal_openai_app()).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_dsn")
-    return f"sqlite:///{tmp_path / 'gateway.db'}"
 
 
 @pytest.fixture

@@ -12,32 +12,17 @@ import json
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from .fakes.openai_minimal import KEY_ENV, MODEL, minimal_openai_app, minimal_openai_config
+from .fakes.openai_minimal import KEY_ENV, MODEL, minimal_openai_config
 from .fakes.server import ThreadedServer
 from .gateway_process import GatewayProcess
 from .test_scale_out import spread
 
 COST = (0.15 + 0.6) / 1e6
-
-
-@pytest.fixture
-def provider() -> Iterator[ThreadedServer]:
-    server = ThreadedServer(minimal_openai_app()).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_dsn")
-    return f"sqlite:///{tmp_path / 'gateway.db'}"
 
 
 def gateway(folder: Path, database_url: str, provider: ThreadedServer, workers: int = 1) -> GatewayProcess:
