@@ -31,6 +31,7 @@ from . import allowlist, metrics, upstream
 from .analytics import AnalyticsLog
 from .auth import Authorizer
 from .bodies import json_object, read_body
+from .dialects import Dialect, spoken
 from .disconnect import ClientWatch, Receive
 from .errors import (
     GatewayError,
@@ -120,8 +121,9 @@ class Gateway:
                 listed.setdefault(model, ModelListing(model, "llm-wrapper", answerer.title))
         return [m for m in listed.values() if allowlist.allows(allowed, m.id)]
 
-    async def chat(self, incoming: Incoming) -> Response:
-        """Answer one chat completion request.
+    async def chat(self, incoming: Incoming, dialect: Dialect | None = None) -> Response:
+        """Answer one chat completion request (or, with a `dialect`, one in another API's shape,
+        translated to chat on the way in and back at the very end: see dialects.py).
 
         The body is read before the caller is admitted and counted, so an upload
         that never arrives costs nothing; a body over the limit is still counted
@@ -147,7 +149,10 @@ class Gateway:
         try:
             with ClientWatch(incoming.receive) as watch:
                 try:
-                    return await self._chat(raw, incoming.started, token, grant, entry)
+                    if dialect is None:
+                        return await self._chat(raw, incoming.started, token, grant, entry)
+                    entry["api"] = dialect.api
+                    return spoken(await self._chat(raw, incoming.started, token, grant, entry, dialect), dialect)
                 except asyncio.CancelledError:
                     if not watch.left:
                         raise
@@ -167,10 +172,13 @@ class Gateway:
             await self.auth.give_back(token, grant)
             raise
 
-    async def _chat(self, raw: bytes, started: float, token: str, grant: Grant, entry: dict[str, Any]) -> Response:
+    async def _chat(
+        self, raw: bytes, started: float, token: str, grant: Grant, entry: dict[str, Any],
+        dialect: Dialect | None = None,
+    ) -> Response:
         exchange: Exchange | None = None
         try:
-            body = parse_chat_body(raw)
+            body = parse_chat_body(raw) if dialect is None else checked_chat_body(dialect.to_chat(json_object(raw)))
             model: str = body["model"]
             if grant.models is not None and not allowlist.allows(grant.models, model):
                 entry["grant"] = None  # not counted: given back, and no usage recorded
@@ -390,7 +398,11 @@ class Gateway:
 def parse_chat_body(raw: bytes) -> dict[str, Any]:
     """The request body as a dict with a string `model`, a list of message objects with a string
     `role`, and a boolean `stream` if any; else 400 naming the field."""
-    body = json_object(raw)
+    return checked_chat_body(json_object(raw))
+
+
+def checked_chat_body(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` if it passes `parse_chat_body`'s checks (also what a dialect made of its own body)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string.", param="model")

@@ -29,6 +29,8 @@ a normal answer: `Hello from <flavor>: <the message>`, in pieces):
                (non-streaming: a body shorter than its Content-Length)
     badjson    200 with a body that is not JSON (streaming: one event that is not JSON)
     whole      answer a stream request with one JSON completion, as if `stream` were false
+    tool       when the request has `tools` and its last message is not a `tool` result: call the
+               first tool with `TOOL_ARGUMENTS` (in OpenAI's shape, whatever the flavor)
     error      stream two chunks, then a `data: {"error": ...}` event
     long       stream a chunk every 50 ms for `LONG_SECONDS`; `stream_ends[message]`
                says whether it "completed" or saw the client go away ("gone")
@@ -54,6 +56,7 @@ FLAVORS = tuple(sorted(path.parent.name for path in FIXTURES.glob("*/completion.
 SLOW_SECONDS = 6.0
 LONG_SECONDS = 15.0
 PROMPT_TOKENS = 11
+TOOL_ARGUMENTS = {"city": "Paris"}
 DONE = b"data: [DONE]\n\n"
 
 
@@ -144,6 +147,8 @@ class FakeProviders:
             return error_response(flavor, int(command[5:]))
         if command == "slow":
             await pause(request, SLOW_SECONDS)
+        if command == "tool" and body.get("tools") and body["messages"][-1].get("role") != "tool":
+            return await tool_call(request, body, stream)
         reply = Reply(flavor, model, f"Hello from {flavor}: {text}")
         if not stream or command == "whole":
             return await self._complete(request, reply, command)
@@ -210,6 +215,36 @@ class FakeProviders:
         self.stream_ends[text] = "completed"
         await response.write_eof()
         return response
+
+
+async def tool_call(request: web.Request, body: dict[str, Any], stream: bool) -> web.StreamResponse:
+    """A call of the request's first tool, as a completion or as a stream of two chunks."""
+    name = body["tools"][0]["function"]["name"]
+    arguments = json.dumps(TOOL_ARGUMENTS)
+    shell = {"id": "chatcmpl-tool", "created": 1, "model": body.get("model", "")}
+    usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 5, "total_tokens": PROMPT_TOKENS + 5}
+    call = {"id": "call_fake1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    if not stream:
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        return web.json_response({**shell, "object": "chat.completion", "choices": [choice], "usage": usage})
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    half = len(arguments) // 2
+    first = {**call, "index": 0, "function": {"name": name, "arguments": arguments[:half]}}
+    chunks = [
+        {"role": "assistant", "tool_calls": [first]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]},
+    ]
+    for n, delta in enumerate(chunks):
+        finish = "tool_calls" if n == len(chunks) - 1 else None
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        await response.write(event({**shell, "object": "chat.completion.chunk", "choices": [choice]}))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        await response.write(event({**shell, "object": "chat.completion.chunk", "choices": [], "usage": usage}))
+    await response.write(DONE)
+    await response.write_eof()
+    return response
 
 
 async def pause(request: web.Request, seconds: float) -> None:
