@@ -1,6 +1,7 @@
-"""`/v1/messages` (the `anthropic` SDK) and `/v1/responses` (the `openai` SDK's Responses API) through
-the gateway in process, against the fake providers: translation both ways, tools, errors in each
-API's shape, and the chat request path they share (counting, usage and cost, routing, the log).
+"""`/v1/messages` (the `anthropic` SDK), `/v1/responses` (the `openai` SDK's Responses API) and
+`/v1/embeddings` through the gateway in process, against the fake providers: translation both ways,
+tools, errors in each API's shape, and the chat request path they share (counting, usage and cost,
+routing, the log).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import pytest
 
 from llm_wrapper.app import create_app
 
-from .fakes.providers import PROMPT_TOKENS, TOOL_ARGUMENTS, FakeProviders
+from .fakes.providers import EMBEDDING_SIZE, EMBEDDING_TOKENS, PROMPT_TOKENS, TOOL_ARGUMENTS, FakeProviders
 from .fakes.server import free_port
 from .fixtures.inprocess import BASE_URL, InProcessGateway, inprocess_settings
 from .fixtures.providers import MODELS, gateway_env, provider_config
 
 GPT = MODELS["openai"]
 FLAKY = "gpt-flaky"  # first on a closed port, then on the fake
+EMBED = "text-embedding-3-small"  # at its shipped price
 PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
 WEATHER_TOOL = {
     "name": "get_weather", "description": "The weather in a city.",
@@ -39,6 +41,7 @@ RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "The
 async def gw(tmp_path: Path, fakes: FakeProviders) -> AsyncIterator[InProcessGateway]:
     config = provider_config(fakes.url, f"http://127.0.0.1:{free_port()}/v1")
     config["openai"]["pricing"] = {GPT: PRICE}
+    config["openai"]["supported_models"].append(EMBED)
     config["flaky_down"] = {
         **config["openai"], "name": "Flaky down", "base_url": f"http://127.0.0.1:{free_port()}/v1",
         "supported_models": [FLAKY], "priority": 0,
@@ -256,15 +259,59 @@ async def test_each_api_counts_once_and_records_its_usage_and_cost(gw: InProcess
     assert apis == ["messages", "messages", "responses", "responses", None]
 
 
-@pytest.mark.parametrize("api", ["messages", "responses"])
+@pytest.mark.parametrize("api", ["messages", "responses", "embeddings"])
 async def test_routing_fails_over_across_deployments(gw: InProcessGateway, api: str) -> None:
     if api == "messages":
         raw = await claude(gw).messages.with_raw_response.create(
             model=FLAKY, max_tokens=9, messages=[{"role": "user", "content": "over"}])
         assert (await raw.parse()).content[0].text == "Hello from openai: over"
+    elif api == "embeddings":
+        raw = await gw.sdk().embeddings.with_raw_response.create(model=FLAKY, input="over")
+        assert raw.parse().model == FLAKY  # the provider's name for it is not shown
     else:
         raw = await gw.sdk().responses.with_raw_response.create(model=FLAKY, input="over")
         assert raw.parse().output_text == "Hello from openai: over"
     assert raw.headers["x-llm-wrapper-provider"] == "flaky_up"
     [line] = [x for x in log_lines(gw) if x.get("model") == FLAKY]
     assert [a["status"] for a in line["attempts"]] == [502, 502, 200] and line["api"] == api
+
+
+# /v1/embeddings -----------------------------------------------------------------------------
+
+
+async def test_embeddings_pass_through_counted_once_with_usage_and_cost(
+    gw: InProcessGateway, fakes: FakeProviders
+) -> None:
+    secret = await gw.add_token("carol", rate_limit=10)
+    client = gw.sdk(secret)
+    one = await client.embeddings.create(model=EMBED, input="a sentence")  # the SDK asks for base64
+    assert [d.embedding for d in one.data] == [[0.25] * EMBEDDING_SIZE]
+    assert fakes.requests[-1].body == {"model": EMBED, "input": "a sentence", "encoding_format": "base64"}
+    raw = await client.embeddings.with_raw_response.create(model=EMBED, input=["x", "y", "z"],
+                                                           encoding_format="float", dimensions=4)
+    many = raw.parse()
+    assert [d.embedding[0] for d in many.data] == [0.25, 0.5, 0.75]
+    assert many.usage.prompt_tokens == 3 * EMBEDDING_TOKENS
+    assert fakes.requests[-1].body["encoding_format"] == "float" and fakes.requests[-1].body["dimensions"] == 4
+    assert raw.headers["x-ratelimit-remaining-requests"] == "8"
+    assert await requests_today(gw, secret) == 2
+    [row] = await rows(gw, "carol")
+    assert (row["model"], row["requests"], row["errors"]) == (EMBED, 2, 0)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (4 * EMBEDDING_TOKENS, 0)
+    assert row["cost_usd"] == pytest.approx(4 * EMBEDDING_TOKENS * 0.02 / 1e6)
+    assert [x.get("api") for x in log_lines(gw) if x.get("user") == "carol"] == ["embeddings", "embeddings"]
+
+
+async def test_embeddings_errors_are_openai_shaped(gw: InProcessGateway) -> None:
+    with pytest.raises(openai.BadRequestError) as bad:
+        await gw.sdk().embeddings.create(model=EMBED, input=[])
+    assert bad.value.body["param"] == "input"
+    with pytest.raises(openai.BadRequestError):
+        await gw.sdk().embeddings.create(model=EMBED, input="x", dimensions="four")  # type: ignore[arg-type]
+    with pytest.raises(openai.NotFoundError):
+        await gw.sdk().embeddings.create(model="no-such-embedder", input="x")
+    with pytest.raises(openai.AuthenticationError):
+        await gw.sdk("sk-nope-000000000000").embeddings.create(model=EMBED, input="x")
+    with pytest.raises(openai.BadRequestError) as upstream:
+        await gw.sdk().embeddings.create(model=EMBED, input="fail:400")
+    assert "fake openai says 400" in upstream.value.message

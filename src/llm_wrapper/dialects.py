@@ -1,14 +1,19 @@
 """The other APIs a client may speak, served through the chat request path.
 
-A dialect turns its request body into a Chat Completions body before the
-gateway checks it (`to_chat`), and the gateway's finished answer back into
-its own shape (`answer` for a whole JSON answer, `stream` for a translator of
-the chat SSE the gateway would have sent, its error events included). Between
-the two, everything is chat's: admission and counting, the allow-list,
-answerers, routing with its retries and fallbacks, usage, cost and the
-analytics line (which names the dialect's `api`).
+A translating dialect (`path` None) turns its request body into a Chat
+Completions body before the gateway checks it (`request`), and the gateway's
+finished answer back into its own shape (`answer` for a whole JSON answer,
+`stream` for a translator of the chat SSE the gateway would have sent, its
+error events included). Between the two, everything is chat's: admission and
+counting, the allow-list, answerers, routing with its retries and fallbacks,
+usage, cost and the analytics line (which names the dialect's `api`).
 
-One dialect object serves one request: `to_chat` keeps what the answer needs
+A dialect with a `path` (embeddings) is not chat at all: its checked body is
+sent as it is to that path of the deployment the router picks, and the
+provider's JSON answer comes back as it is (its usage recorded). It shares the
+same admission, routing, usage and log; answerers (chat-only) are skipped.
+
+One dialect object serves one request: `request` keeps what the answer needs
 (the model the client asked for, the request a Responses object repeats).
 """
 
@@ -20,6 +25,7 @@ from typing import Any, Protocol
 import orjson
 from starlette.responses import Response
 
+from .errors import InvalidRequest
 from .sse import EventStreamResponse
 from .translation import anthropic, responses
 
@@ -32,9 +38,10 @@ class StreamTranslator(Protocol):
 
 class Dialect(Protocol):
     api: str  # the analytics line's `api`
+    path: str | None  # None: translated to chat; else the provider path the body is sent to as it is
 
-    def to_chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The Chat Completions body; InvalidRequest (400, counted like chat's) when malformed."""
+    def request(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body to route (a chat body unless `path`); InvalidRequest (400, counted like chat's)."""
 
     def answer(self, completion: bytes) -> bytes:
         """A whole `chat.completion` (JSON bytes) in this API's shape."""
@@ -47,11 +54,12 @@ class Messages:
     """Anthropic's Messages API (`/v1/messages`)."""
 
     api = "messages"
+    path = None
 
     def __init__(self) -> None:
         self.model = ""
 
-    def to_chat(self, body: dict[str, Any]) -> dict[str, Any]:
+    def request(self, body: dict[str, Any]) -> dict[str, Any]:
         chat = anthropic.chat_request(body)
         self.model = chat["model"]
         return chat
@@ -67,22 +75,76 @@ class Responses:
     """OpenAI's Responses API (`/v1/responses`), translated through Chat Completions."""
 
     api = "responses"
+    path = None
 
     def __init__(self) -> None:
         self.shape: responses.ResponseShape | None = None
 
-    def to_chat(self, body: dict[str, Any]) -> dict[str, Any]:
+    def request(self, body: dict[str, Any]) -> dict[str, Any]:
         chat = responses.chat_body(body)
         self.shape = responses.ResponseShape(body, chat["model"])
         return chat
 
     def answer(self, completion: bytes) -> bytes:
-        assert self.shape is not None, "to_chat comes first"
+        assert self.shape is not None, "request comes first"
         return orjson.dumps(responses.response_object(_object(completion), self.shape))
 
     def stream(self) -> StreamTranslator:
-        assert self.shape is not None, "to_chat comes first"
+        assert self.shape is not None, "request comes first"
         return responses.ChatToResponsesStream(self.shape)
+
+
+class Embeddings:
+    """OpenAI's `/v1/embeddings`, passed on to the provider's own `/embeddings`."""
+
+    api = "embeddings"
+    path = "/embeddings"
+
+    def request(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The fields OpenAI's embeddings endpoint takes, checked; others are not passed on."""
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest("'model' is required and must be a string.", param="model")
+        if not _embedding_input(body.get("input")):
+            raise InvalidRequest(
+                f"'input' must be a non-empty string, or an array of at most {MAX_EMBEDDING_INPUTS} strings "
+                "or of token arrays.", param="input",
+            )
+        out = {"model": model, "input": body["input"]}
+        for name, kind in (("encoding_format", str), ("dimensions", int), ("user", str)):
+            value = body.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise InvalidRequest(f"'{name}' must be a {kind.__name__ if kind is str else 'integer'}.",
+                                     param=name)
+            out[name] = value
+        return out
+
+    def answer(self, completion: bytes) -> bytes:
+        return completion
+
+    def stream(self) -> StreamTranslator:
+        raise AssertionError("embeddings are never streamed")
+
+
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit per request
+
+
+def _embedding_input(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(value)
+    if not isinstance(value, list) or not value or len(value) > MAX_EMBEDDING_INPUTS:
+        return False
+    if all(isinstance(v, str) for v in value):
+        return True
+    if all(_token(v) for v in value):
+        return True
+    return all(isinstance(v, list) and v and all(_token(t) for t in v) for v in value)
+
+
+def _token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def spoken(response: Response, dialect: Dialect) -> Response:

@@ -42,7 +42,7 @@ from .errors import (
     clip,
     sse_error_event,
 )
-from .exchange import Exchange, estimated_usage
+from .exchange import Exchange, estimated_usage, json_object_from
 from .pricing import PriceTable
 from .providers import Call, ProviderRegistry
 from .routing import Deployment, Router
@@ -152,7 +152,8 @@ class Gateway:
                     if dialect is None:
                         return await self._chat(raw, incoming.started, token, grant, entry)
                     entry["api"] = dialect.api
-                    return spoken(await self._chat(raw, incoming.started, token, grant, entry, dialect), dialect)
+                    answer = await self._chat(raw, incoming.started, token, grant, entry, dialect)
+                    return answer if dialect.path else spoken(answer, dialect)
                 except asyncio.CancelledError:
                     if not watch.left:
                         raise
@@ -178,7 +179,12 @@ class Gateway:
     ) -> Response:
         exchange: Exchange | None = None
         try:
-            body = parse_chat_body(raw) if dialect is None else checked_chat_body(dialect.to_chat(json_object(raw)))
+            if dialect is None:
+                body = parse_chat_body(raw)
+            else:
+                body = dialect.request(json_object(raw))
+                if dialect.path is None:
+                    body = checked_chat_body(body)
             model: str = body["model"]
             if grant.models is not None and not allowlist.allows(grant.models, model):
                 entry["grant"] = None  # not counted: given back, and no usage recorded
@@ -192,7 +198,7 @@ class Gateway:
             )
             exchange.prompt_chars = len(raw)  # for an estimate if no usage comes back; adapters may refine it
             entry.update(model=model, stream=stream)
-            if model in self._answered:
+            if model in self._answered and (dialect is None or dialect.path is None):
                 for answerer in self.answerers:
                     answered = await answerer(body, grant, exchange)
                     if answered is not None:
@@ -208,7 +214,7 @@ class Gateway:
             exchange.renamed = deployment.renamed
             while True:
                 try:
-                    return await self._forward(deployment, body, exchange, started, grant, entry, token)
+                    return await self._forward(deployment, body, exchange, started, grant, entry, token, dialect)
                 except GatewayError as error:
                     wait = plan.next(error)
                     if wait is None:
@@ -233,13 +239,15 @@ class Gateway:
         grant: Grant,
         entry: dict[str, Any],
         token: str,
+        dialect: Dialect | None = None,
     ) -> Response:
         """One upstream attempt: the client's response, or the attempt's error (recorded in `entry`)."""
         provider = deployment.provider
         entry["provider"] = provider.key
         if body["model"] != deployment.upstream_model:  # renamed (`model_map`), or a fallback model
             body = {**body, "model": deployment.upstream_model}
-        call = provider.prepare(body, exchange)
+        path = dialect.path if dialect is not None else None
+        call = provider.prepare(body, exchange) if path is None else Call(provider.url(path), orjson.dumps(body))
         sent = time.perf_counter()
         assert provider.session is not None, "providers are started with the app"
         deployment.in_flight += 1
@@ -275,7 +283,7 @@ class Gateway:
         _attempted(entry, deployment, 200, sent)
         back = time.perf_counter()
         try:
-            out = provider.translate_completion(call, answer, exchange)
+            out = provider.translate_completion(call, answer, exchange) if path is None else passed_on(answer, exchange)
             if exchange.stream:
                 out = completion_as_stream(orjson.loads(out), exchange)
         except ValueError as exc:
@@ -417,6 +425,17 @@ def checked_chat_body(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("stream_options") is not None and not isinstance(body["stream_options"], dict):
         raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
     return body
+
+
+def passed_on(raw: bytes, exchange: Exchange) -> bytes:
+    """A provider's answer that is not a chat completion (embeddings), as it is but for its usage
+    (recorded) and its model (the client's name for it); ValueError on garbage."""
+    data = json_object_from(raw, "the provider's answer")
+    if isinstance(data.get("usage"), dict):
+        exchange.usage = data["usage"]
+    if not exchange.renamed:
+        return raw
+    return orjson.dumps({**data, "model": exchange.model})
 
 
 def _attempted(entry: dict[str, Any], deployment: Deployment, status: int, sent: float) -> None:

@@ -35,15 +35,20 @@ a normal answer: `Hello from <flavor>: <the message>`, in pieces):
     long       stream a chunk every 50 ms for `LONG_SECONDS`; `stream_ends[message]`
                says whether it "completed" or saw the client go away ("gone")
 
+`POST /{flavor}/embeddings` answers OpenAI's embeddings shape: one vector of `EMBEDDING_SIZE` per
+input (the n-th all 0.25 n; base64 when asked), `EMBEDDING_TOKENS` prompt tokens per input (an input `fail:NNN` fails like chat's).
+
 Every request is recorded in `requests` (path, flavor, headers, body).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +62,8 @@ SLOW_SECONDS = 6.0
 LONG_SECONDS = 15.0
 PROMPT_TOKENS = 11
 TOOL_ARGUMENTS = {"city": "Paris"}
+EMBEDDING_SIZE = 4
+EMBEDDING_TOKENS = 3
 DONE = b"data: [DONE]\n\n"
 
 
@@ -118,6 +125,7 @@ class FakeProviders:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/{flavor}/chat/completions", self.chat)
+        app.router.add_post("/{flavor}/embeddings", self.embeddings)
         return app
 
     def received(self, marker: str) -> list[Received]:
@@ -154,6 +162,23 @@ class FakeProviders:
             return await self._complete(request, reply, command)
         options = body.get("stream_options") or {}
         return await self._stream(request, reply, command, options.get("include_usage") is True, text)
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        flavor = request.match_info["flavor"]
+        raw = await request.read()
+        body = json.loads(raw)
+        self.requests.append(Received(flavor, request.path, dict(request.headers), body, raw))
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        first = inputs[0] if isinstance(inputs[0], str) else ""
+        if first.startswith("fail:"):
+            return error_response(flavor, int(first[5:]))
+        vectors = [[0.25 * (i + 1)] * EMBEDDING_SIZE for i in range(len(inputs))]
+        if body.get("encoding_format") == "base64":  # what the openai SDK asks for: little-endian float32
+            vectors = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        tokens = EMBEDDING_TOKENS * len(inputs)
+        return web.json_response({"object": "list", "data": data, "model": body["model"],
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def _complete(self, request: web.Request, reply: Reply, command: str) -> web.StreamResponse:
         if command == "badjson":

@@ -1,8 +1,9 @@
-"""`POST /v1/messages`, `POST /v1/messages/count_tokens` and `POST /v1/responses`: the other APIs,
-each served by the chat request path through its dialect (dialects.py).
+"""`POST /v1/messages`, `POST /v1/messages/count_tokens`, `POST /v1/responses` and
+`POST /v1/embeddings`: the other APIs, each served by the chat request path through its dialect
+(dialects.py).
 
 Like the chat route, they are plain Starlette endpoints. `/v1/messages` answers its errors in
-Anthropic's shape (with the same status and headers); `/v1/responses` in OpenAI's, by the app's
+Anthropic's shape (with the same status and headers); the others in OpenAI's, by the app's
 handler, as chat does.
 """
 
@@ -76,11 +77,15 @@ async def count_tokens(request: Request) -> Response:
 
 async def responses(request: Request) -> Response:
     services: Services = request.app.state.services
-    return await services.gateway.chat(
-        _incoming(request, request.headers.get("authorization")), dialects.Responses()
-    )
+    return await services.gateway.chat(_incoming(request, request.headers.get("authorization")), dialects.Responses())
+
+
+async def embeddings(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return await services.gateway.chat(_incoming(request, request.headers.get("authorization")), dialects.Embeddings())
 
 
 router.add_route("/v1/messages", messages, methods=["POST"], include_in_schema=False)
 router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"], include_in_schema=False)
 router.add_route("/v1/responses", responses, methods=["POST"], include_in_schema=False)
+router.add_route("/v1/embeddings", embeddings, methods=["POST"], include_in_schema=False)
