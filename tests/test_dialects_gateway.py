@@ -315,3 +315,20 @@ async def test_embeddings_errors_are_openai_shaped(gw: InProcessGateway) -> None
     with pytest.raises(openai.BadRequestError) as upstream:
         await gw.sdk().embeddings.create(model=EMBED, input="fail:400")
     assert "fake openai says 400" in upstream.value.message
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_answer_made_in_the_gateway_is_translated_too(gw: InProcessGateway, stream: bool) -> None:
+    """`speed` update questions are answered by the gateway itself (no provider): same translation."""
+    ask = [{"role": "user", "content": "any updates?"}]
+    if stream:
+        async with claude(gw).messages.stream(model="speed", max_tokens=20, messages=ask) as s:
+            message = await s.get_final_message()
+        async with gw.sdk().responses.stream(model="speed", input="any updates?") as r:
+            response = await r.get_final_response()
+    else:
+        message = await claude(gw).messages.create(model="speed", max_tokens=20, messages=ask)
+        response = await gw.sdk().responses.create(model="speed", input="any updates?")
+    assert message.content[0].text.startswith("No new updates") and message.model == "speed"
+    assert response.output_text == message.content[0].text
+    assert [x["provider"] for x in log_lines(gw) if x.get("model") == "speed"] == ["local", "local"]
