@@ -20,7 +20,13 @@ import pytest
 
 from llm_wrapper.app import create_app
 
-from .fakes.providers import EMBEDDING_SIZE, EMBEDDING_TOKENS, PROMPT_TOKENS, TOOL_ARGUMENTS, FakeProviders
+from .fakes.providers import (
+    EMBEDDING_SIZE,
+    EMBEDDING_TOKENS,
+    PROMPT_TOKENS,
+    TOOL_ARGUMENTS,
+    FakeProviders,
+)
 from .fakes.server import free_port
 from .fixtures.inprocess import BASE_URL, InProcessGateway, inprocess_settings
 from .fixtures.providers import MODELS, gateway_env, provider_config

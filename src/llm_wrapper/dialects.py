@@ -53,8 +53,8 @@ class Dialect(Protocol):
 class Messages:
     """Anthropic's Messages API (`/v1/messages`)."""
 
-    api = "messages"
-    path = None
+    api: str = "messages"
+    path: str | None = None
 
     def __init__(self) -> None:
         self.model = ""
@@ -74,8 +74,8 @@ class Messages:
 class Responses:
     """OpenAI's Responses API (`/v1/responses`), translated through Chat Completions."""
 
-    api = "responses"
-    path = None
+    api: str = "responses"
+    path: str | None = None
 
     def __init__(self) -> None:
         self.shape: responses.ResponseShape | None = None
@@ -97,8 +97,8 @@ class Responses:
 class Embeddings:
     """OpenAI's `/v1/embeddings`, passed on to the provider's own `/embeddings`."""
 
-    api = "embeddings"
-    path = "/embeddings"
+    api: str = "embeddings"
+    path: str | None = "/embeddings"
 
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
         """The fields OpenAI's embeddings endpoint takes, checked; others are not passed on."""
