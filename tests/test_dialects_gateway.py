@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx
 import httpx2
 import openai
 import pytest
-
-from llm_wrapper.app import create_app
 
 from .fakes.providers import (
     EMBEDDING_SIZE,
@@ -28,7 +25,7 @@ from .fakes.providers import (
     FakeProviders,
 )
 from .fakes.server import free_port
-from .fixtures.inprocess import BASE_URL, InProcessGateway, inprocess_settings
+from .fixtures.inprocess import BASE_URL, InProcessGateway, inprocess_settings, running
 from .fixtures.providers import MODELS, gateway_env, provider_config
 
 GPT = MODELS["openai"]
@@ -54,14 +51,7 @@ async def gw(tmp_path: Path, fakes: FakeProviders) -> AsyncIterator[InProcessGat
     }
     config["flaky_up"] = {**config["openai"], "name": "Flaky up", "supported_models": [], "priority": 1,
                           "model_map": {FLAKY: GPT}}
-    settings = inprocess_settings(tmp_path, gateway_env(fakes.url), config)
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=20) as http,
-    ):
-        gateway = InProcessGateway(app, settings, http)
-        gateway.token = await gateway.add_token("alice", rate_limit=1000)
+    async with running(inprocess_settings(tmp_path, gateway_env(fakes.url), config), rate_limit=1000) as gateway:
         yield gateway
 
 

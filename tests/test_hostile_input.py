@@ -168,25 +168,23 @@ def test_messages_answer_garbage_with_anthropic_4xx(hostile: tuple[GatewayProces
         assert error["type"] == "error" and set(error["error"]) == {"type", "message"}
 
 
-@FUZZ
-@given(body=json_values | st.fixed_dictionaries(
+embeddings_bodies = st.fixed_dictionaries(
     {"model": st.sampled_from(MODELS) | json_values, "input": json_values},
-    optional={name: json_values for name in ("encoding_format", "dimensions", "user", "stream")}))
-def test_embeddings_answer_garbage_with_4xx(hostile: tuple[GatewayProcess, str], body: Any) -> None:
-    gateway, token = hostile
-    response = httpx.post(f"{gateway.url}/v1/embeddings", content=json.dumps(body),
-                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    _no_5xx(response)
+    optional={name: json_values for name in ("encoding_format", "dimensions", "user", "stream")},
+)
 
 
 @FUZZ
-@given(body=responses_bodies | json_values)
-def test_responses_answer_garbage_with_4xx(hostile: tuple[GatewayProcess, str], body: Any) -> None:
+@given(request=st.tuples(st.just("/v1/responses"), responses_bodies | json_values)
+       | st.tuples(st.just("/v1/embeddings"), embeddings_bodies | json_values))
+def test_responses_and_embeddings_answer_garbage_with_4xx(
+    hostile: tuple[GatewayProcess, str], request: tuple[str, Any]
+) -> None:
     gateway, token = hostile
-    response = httpx.post(f"{gateway.url}/v1/responses", content=json.dumps(body),
+    path, body = request
+    response = httpx.post(f"{gateway.url}{path}", content=json.dumps(body),
                           headers={"Authorization": f"Bearer {token}"}, timeout=10)
     _no_5xx(response)
-
 
 
 @FUZZ
