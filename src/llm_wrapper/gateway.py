@@ -7,6 +7,10 @@
     goes to the plan's next deployment  ->  translate the answer or relay the
     stream  ->  one analytics line, with every attempt.
 
+The other APIs (`/v1/messages`, `/v1/responses`, `/v1/embeddings`) take the same
+path with a `Dialect` (dialects.py): its body becomes a chat body before the
+checks, and the finished answer is put back into its shape at the very end.
+
 Errors are raised as `GatewayError`s carrying the caller's rate-limit headers;
 the web layer turns them into responses. Once a stream has started, a failure
 becomes a final `data: {"error": …}` event. A client that leaves before its
