@@ -328,3 +328,16 @@ async def test_an_answer_made_in_the_gateway_is_translated_too(gw: InProcessGate
     assert message.content[0].text.startswith("No new updates") and message.model == "speed"
     assert response.output_text == message.content[0].text
     assert [x["provider"] for x in log_lines(gw) if x.get("model") == "speed"] == ["local", "local"]
+
+
+async def test_a_provider_5xx_and_a_body_too_large_are_anthropic_shaped(gw: InProcessGateway) -> None:
+    before = await requests_today(gw, gw.token)
+    with pytest.raises(anthropic.InternalServerError) as failed:  # the fake's 503, after the routing's retry
+        await claude(gw).messages.create(model=GPT, max_tokens=5, messages=[{"role": "user", "content": "fail:503"}])
+    assert failed.value.status_code == 503 and failed.value.body["error"]["type"] == "api_error"
+    assert await requests_today(gw, gw.token) == before  # no answer, no fault of the caller: given back
+    huge = "x" * gw.settings.max_body_bytes
+    with pytest.raises(anthropic.APIStatusError) as too_large:
+        await claude(gw).messages.create(model=GPT, max_tokens=5, messages=[{"role": "user", "content": huge}])
+    assert too_large.value.status_code == 413
+    assert too_large.value.body["error"]["type"] == "request_too_large"
