@@ -125,6 +125,68 @@ def test_chat_answers_garbage_with_4xx(hostile: tuple[GatewayProcess, str], body
     _no_5xx(response)
 
 
+blocks = st.lists(st.fixed_dictionaries(
+    {"type": st.sampled_from(["text", "image", "tool_use", "tool_result", "thinking"]) | json_values},
+    optional={name: json_values for name in ("text", "source", "id", "name", "input", "tool_use_id", "content")},
+), max_size=3)
+messages_bodies = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(MODELS) | json_values,
+        "max_tokens": st.integers(-2, 50) | json_values,
+        "messages": st.lists(st.fixed_dictionaries(
+            {"role": st.sampled_from(["user", "assistant"]) | json_values},
+            optional={"content": json_values | blocks},
+        ) | json_values, max_size=3),
+    },
+    optional={name: json_values | blocks for name in
+              ("system", "stream", "tools", "tool_choice", "stop_sequences", "temperature", "metadata")},
+)
+response_items = st.lists(st.fixed_dictionaries(
+    {"type": st.sampled_from(["message", "function_call", "function_call_output"]) | json_values},
+    optional={"role": st.sampled_from(["user", "assistant", "system", "developer"]) | json_values,
+              "content": json_values | st.lists(st.fixed_dictionaries(
+                  {"type": st.sampled_from(["input_text", "input_image", "output_text"]) | json_values},
+                  optional={"text": json_values, "image_url": json_values}), max_size=2),
+              "call_id": json_values, "name": json_values, "arguments": json_values, "output": json_values},
+), max_size=3)
+responses_bodies = st.fixed_dictionaries(
+    {"model": st.sampled_from(MODELS) | json_values, "input": json_values | response_items},
+    optional={name: json_values for name in ("instructions", "stream", "tools", "tool_choice", "text",
+                                             "max_output_tokens", "temperature", "reasoning", "store",
+                                             "previous_response_id")},
+)
+
+
+@FUZZ
+@given(body=messages_bodies | json_values, path=st.sampled_from(["/v1/messages", "/v1/messages/count_tokens"]))
+def test_messages_answer_garbage_with_anthropic_4xx(hostile: tuple[GatewayProcess, str], body: Any, path: str) -> None:
+    gateway, token = hostile
+    response = httpx.post(f"{gateway.url}{path}", content=json.dumps(body), headers={"x-api-key": token}, timeout=10)
+    assert response.status_code < 500, f"{path}: {response.text[:500]}"
+    if response.status_code >= 400:
+        error = response.json()
+        assert error["type"] == "error" and set(error["error"]) == {"type", "message"}
+
+
+embeddings_bodies = st.fixed_dictionaries(
+    {"model": st.sampled_from(MODELS) | json_values, "input": json_values},
+    optional={name: json_values for name in ("encoding_format", "dimensions", "user", "stream")},
+)
+
+
+@FUZZ
+@given(request=st.tuples(st.just("/v1/responses"), responses_bodies | json_values)
+       | st.tuples(st.just("/v1/embeddings"), embeddings_bodies | json_values))
+def test_responses_and_embeddings_answer_garbage_with_4xx(
+    hostile: tuple[GatewayProcess, str], request: tuple[str, Any]
+) -> None:
+    gateway, token = hostile
+    path, body = request
+    response = httpx.post(f"{gateway.url}{path}", content=json.dumps(body),
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    _no_5xx(response)
+
+
 @FUZZ
 @given(body=json_values | st.fixed_dictionaries(
     {"query": json_values | st.text(max_size=50)}, optional={"cadence": json_values, "frequency": json_values}))

@@ -134,6 +134,7 @@ def test_stream_asks_for_usage_upstream():
         ({"input": [{"role": "user", "content": [{"type": "input_text", "text": 5}]}]}, "input[0].content[0]"),
         ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input[0].content[0]"),
         ({"input": [{"type": "web_search_call"}]}, "input[0]"),
+        ({"input": [{"type": None}]}, "input[0]"),  # found by the fuzz test: once a 500
         ({"tools": [{"type": "web_search"}]}, "tools[0]"),
         ({"tools": [TOOL], "tool_choice": {"type": "robot"}}, "tool_choice"),
         ({"text": {"format": {"type": "json_schema"}}}, "text"),

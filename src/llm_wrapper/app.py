@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from . import redaction
 from .analytics import AnalyticsLog
-from .api import admin, chat, docs, health, me, origin, pages, webhooks
+from .api import admin, chat, dialects, docs, health, me, origin, pages, webhooks
 from .api import monitors as monitors_api
 from .auth import Authorizer
 from .config import load_config
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.public_base_url = settings.public_base_url
     app.include_router(chat.router)
+    app.include_router(dialects.router)
     app.include_router(health.router)
     if settings.metrics_port is None:  # else only the separate listener serves it (server.py)
         app.include_router(health.metrics_router)

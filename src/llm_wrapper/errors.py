@@ -207,12 +207,15 @@ def status_type(status: int) -> str:
     return _STATUS_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
 
 
-def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    error: GatewayError, headers: dict[str, str] | None = None, body: dict[str, Any] | None = None
+) -> Response:
+    """The error's response: OpenAI's JSON, or `body` (another API's shape of it), with its headers."""
     merged = {**(headers or {}), **error.headers}
     if error.final:
         merged.update(NO_RETRY)
     return Response(
-        orjson.dumps(error.body()),
+        orjson.dumps(error.body() if body is None else body),
         status_code=error.status,
         media_type="application/json",
         headers=merged,

@@ -7,6 +7,10 @@
     goes to the plan's next deployment  ->  translate the answer or relay the
     stream  ->  one analytics line, with every attempt.
 
+The other APIs (`/v1/messages`, `/v1/responses`, `/v1/embeddings`) take the same
+path with a `Dialect` (dialects.py): its body becomes a chat body before the
+checks, and the finished answer is put back into its shape at the very end.
+
 Errors are raised as `GatewayError`s carrying the caller's rate-limit headers;
 the web layer turns them into responses. Once a stream has started, a failure
 becomes a final `data: {"error": …}` event. A client that leaves before its
@@ -31,6 +35,7 @@ from . import allowlist, metrics, upstream
 from .analytics import AnalyticsLog
 from .auth import Authorizer
 from .bodies import json_object, read_body
+from .dialects import Dialect, spoken
 from .disconnect import ClientWatch, Receive
 from .errors import (
     GatewayError,
@@ -41,7 +46,7 @@ from .errors import (
     clip,
     sse_error_event,
 )
-from .exchange import Exchange, estimated_usage
+from .exchange import Exchange, estimated_usage, json_object_from
 from .pricing import PriceTable
 from .providers import Call, ProviderRegistry
 from .routing import Deployment, Router
@@ -120,8 +125,9 @@ class Gateway:
                 listed.setdefault(model, ModelListing(model, "llm-wrapper", answerer.title))
         return [m for m in listed.values() if allowlist.allows(allowed, m.id)]
 
-    async def chat(self, incoming: Incoming) -> Response:
-        """Answer one chat completion request.
+    async def chat(self, incoming: Incoming, dialect: Dialect | None = None) -> Response:
+        """Answer one chat completion request (or, with a `dialect`, one in another API's shape,
+        translated to chat on the way in and back at the very end: see dialects.py).
 
         The body is read before the caller is admitted and counted, so an upload
         that never arrives costs nothing; a body over the limit is still counted
@@ -147,7 +153,11 @@ class Gateway:
         try:
             with ClientWatch(incoming.receive) as watch:
                 try:
-                    return await self._chat(raw, incoming.started, token, grant, entry)
+                    if dialect is None:
+                        return await self._chat(raw, incoming.started, token, grant, entry)
+                    entry["api"] = dialect.api
+                    answer = await self._chat(raw, incoming.started, token, grant, entry, dialect)
+                    return answer if dialect.path else spoken(answer, dialect)
                 except asyncio.CancelledError:
                     if not watch.left:
                         raise
@@ -167,10 +177,18 @@ class Gateway:
             await self.auth.give_back(token, grant)
             raise
 
-    async def _chat(self, raw: bytes, started: float, token: str, grant: Grant, entry: dict[str, Any]) -> Response:
+    async def _chat(
+        self, raw: bytes, started: float, token: str, grant: Grant, entry: dict[str, Any],
+        dialect: Dialect | None = None,
+    ) -> Response:
         exchange: Exchange | None = None
         try:
-            body = parse_chat_body(raw)
+            if dialect is None:
+                body = parse_chat_body(raw)
+            else:
+                body = dialect.request(json_object(raw))
+                if dialect.path is None:
+                    body = checked_chat_body(body)
             model: str = body["model"]
             if grant.models is not None and not allowlist.allows(grant.models, model):
                 entry["grant"] = None  # not counted: given back, and no usage recorded
@@ -184,7 +202,7 @@ class Gateway:
             )
             exchange.prompt_chars = len(raw)  # for an estimate if no usage comes back; adapters may refine it
             entry.update(model=model, stream=stream)
-            if model in self._answered:
+            if model in self._answered and (dialect is None or dialect.path is None):
                 for answerer in self.answerers:
                     answered = await answerer(body, grant, exchange)
                     if answered is not None:
@@ -200,7 +218,7 @@ class Gateway:
             exchange.renamed = deployment.renamed
             while True:
                 try:
-                    return await self._forward(deployment, body, exchange, started, grant, entry, token)
+                    return await self._forward(deployment, body, exchange, started, grant, entry, token, dialect)
                 except GatewayError as error:
                     wait = plan.next(error)
                     if wait is None:
@@ -225,13 +243,15 @@ class Gateway:
         grant: Grant,
         entry: dict[str, Any],
         token: str,
+        dialect: Dialect | None = None,
     ) -> Response:
         """One upstream attempt: the client's response, or the attempt's error (recorded in `entry`)."""
         provider = deployment.provider
         entry["provider"] = provider.key
         if body["model"] != deployment.upstream_model:  # renamed (`model_map`), or a fallback model
             body = {**body, "model": deployment.upstream_model}
-        call = provider.prepare(body, exchange)
+        path = dialect.path if dialect is not None else None
+        call = provider.prepare(body, exchange) if path is None else Call(provider.url(path), orjson.dumps(body))
         sent = time.perf_counter()
         assert provider.session is not None, "providers are started with the app"
         deployment.in_flight += 1
@@ -267,7 +287,7 @@ class Gateway:
         _attempted(entry, deployment, 200, sent)
         back = time.perf_counter()
         try:
-            out = provider.translate_completion(call, answer, exchange)
+            out = provider.translate_completion(call, answer, exchange) if path is None else passed_on(answer, exchange)
             if exchange.stream:
                 out = completion_as_stream(orjson.loads(out), exchange)
         except ValueError as exc:
@@ -390,7 +410,11 @@ class Gateway:
 def parse_chat_body(raw: bytes) -> dict[str, Any]:
     """The request body as a dict with a string `model`, a list of message objects with a string
     `role`, and a boolean `stream` if any; else 400 naming the field."""
-    body = json_object(raw)
+    return checked_chat_body(json_object(raw))
+
+
+def checked_chat_body(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` if it passes `parse_chat_body`'s checks (also what a dialect made of its own body)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string.", param="model")
@@ -405,6 +429,17 @@ def parse_chat_body(raw: bytes) -> dict[str, Any]:
     if body.get("stream_options") is not None and not isinstance(body["stream_options"], dict):
         raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
     return body
+
+
+def passed_on(raw: bytes, exchange: Exchange) -> bytes:
+    """A provider's answer that is not a chat completion (embeddings), as it is but for its usage
+    (recorded) and its model (the client's name for it); ValueError on garbage."""
+    data = json_object_from(raw, "the provider's answer")
+    if isinstance(data.get("usage"), dict):
+        exchange.usage = data["usage"]
+    if not exchange.renamed:
+        return raw
+    return orjson.dumps({**data, "model": exchange.model})
 
 
 def _attempted(entry: dict[str, Any], deployment: Deployment, status: int, sent: float) -> None:

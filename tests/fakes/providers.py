@@ -29,9 +29,14 @@ a normal answer: `Hello from <flavor>: <the message>`, in pieces):
                (non-streaming: a body shorter than its Content-Length)
     badjson    200 with a body that is not JSON (streaming: one event that is not JSON)
     whole      answer a stream request with one JSON completion, as if `stream` were false
+    tool       when the request has `tools` and its last message is not a `tool` result: call the
+               first tool with `TOOL_ARGUMENTS` (in OpenAI's shape, whatever the flavor)
     error      stream two chunks, then a `data: {"error": ...}` event
     long       stream a chunk every 50 ms for `LONG_SECONDS`; `stream_ends[message]`
                says whether it "completed" or saw the client go away ("gone")
+
+`POST /{flavor}/embeddings` answers OpenAI's embeddings shape: one vector of `EMBEDDING_SIZE` per
+input (the n-th all 0.25 n; base64 when asked), `EMBEDDING_TOKENS` prompt tokens per input (an input `fail:NNN` fails like chat's).
 
 Every request is recorded in `requests` (path, flavor, headers, body).
 """
@@ -39,9 +44,11 @@ Every request is recorded in `requests` (path, flavor, headers, body).
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +61,9 @@ FLAVORS = tuple(sorted(path.parent.name for path in FIXTURES.glob("*/completion.
 SLOW_SECONDS = 6.0
 LONG_SECONDS = 15.0
 PROMPT_TOKENS = 11
+TOOL_ARGUMENTS = {"city": "Paris"}
+EMBEDDING_SIZE = 4
+EMBEDDING_TOKENS = 3
 DONE = b"data: [DONE]\n\n"
 
 
@@ -115,6 +125,7 @@ class FakeProviders:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/{flavor}/chat/completions", self.chat)
+        app.router.add_post("/{flavor}/embeddings", self.embeddings)
         return app
 
     def received(self, marker: str) -> list[Received]:
@@ -144,11 +155,30 @@ class FakeProviders:
             return error_response(flavor, int(command[5:]))
         if command == "slow":
             await pause(request, SLOW_SECONDS)
+        if command == "tool" and body.get("tools") and body["messages"][-1].get("role") != "tool":
+            return await tool_call(request, body, stream)
         reply = Reply(flavor, model, f"Hello from {flavor}: {text}")
         if not stream or command == "whole":
             return await self._complete(request, reply, command)
         options = body.get("stream_options") or {}
         return await self._stream(request, reply, command, options.get("include_usage") is True, text)
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        flavor = request.match_info["flavor"]
+        raw = await request.read()
+        body = json.loads(raw)
+        self.requests.append(Received(flavor, request.path, dict(request.headers), body, raw))
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        first = inputs[0] if isinstance(inputs[0], str) else ""
+        if first.startswith("fail:"):
+            return error_response(flavor, int(first[5:]))
+        vectors = [[0.25 * (i + 1)] * EMBEDDING_SIZE for i in range(len(inputs))]
+        if body.get("encoding_format") == "base64":  # what the openai SDK asks for: little-endian float32
+            vectors = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        tokens = EMBEDDING_TOKENS * len(inputs)
+        return web.json_response({"object": "list", "data": data, "model": body["model"],
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def _complete(self, request: web.Request, reply: Reply, command: str) -> web.StreamResponse:
         if command == "badjson":
@@ -210,6 +240,36 @@ class FakeProviders:
         self.stream_ends[text] = "completed"
         await response.write_eof()
         return response
+
+
+async def tool_call(request: web.Request, body: dict[str, Any], stream: bool) -> web.StreamResponse:
+    """A call of the request's first tool, as a completion or as a stream of two chunks."""
+    name = body["tools"][0]["function"]["name"]
+    arguments = json.dumps(TOOL_ARGUMENTS)
+    shell = {"id": "chatcmpl-tool", "created": 1, "model": body.get("model", "")}
+    usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 5, "total_tokens": PROMPT_TOKENS + 5}
+    call = {"id": "call_fake1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    if not stream:
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        return web.json_response({**shell, "object": "chat.completion", "choices": [choice], "usage": usage})
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    half = len(arguments) // 2
+    first = {**call, "index": 0, "function": {"name": name, "arguments": arguments[:half]}}
+    chunks = [
+        {"role": "assistant", "tool_calls": [first]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]},
+    ]
+    for n, delta in enumerate(chunks):
+        finish = "tool_calls" if n == len(chunks) - 1 else None
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        await response.write(event({**shell, "object": "chat.completion.chunk", "choices": [choice]}))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        await response.write(event({**shell, "object": "chat.completion.chunk", "choices": [], "usage": usage}))
+    await response.write(DONE)
+    await response.write_eof()
+    return response
 
 
 async def pause(request: web.Request, seconds: float) -> None:

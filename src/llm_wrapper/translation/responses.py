@@ -486,7 +486,7 @@ def _chat_messages(input_: Any) -> list[dict[str, Any]]:
         elif kind in ("reasoning", "item_reference"):
             continue  # nothing a Chat Completions provider can read
         else:
-            raise InvalidRequest(f"{where}: input items of type {clip(kind)!r} are not supported.", param=where)
+            raise InvalidRequest(f"{where}: input items of type {clip(str(kind))!r} are not supported.", param=where)
     return messages
 
 

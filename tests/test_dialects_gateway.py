@@ -1,0 +1,343 @@
+"""`/v1/messages` (the `anthropic` SDK), `/v1/responses` (the `openai` SDK's Responses API) and
+`/v1/embeddings` through the gateway in process, against the fake providers: translation both ways,
+tools, errors in each API's shape, and the chat request path they share (counting, usage and cost,
+routing, the log).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2
+import openai
+import pytest
+
+from .fakes.providers import (
+    EMBEDDING_SIZE,
+    EMBEDDING_TOKENS,
+    PROMPT_TOKENS,
+    TOOL_ARGUMENTS,
+    FakeProviders,
+)
+from .fakes.server import free_port
+from .fixtures.inprocess import BASE_URL, InProcessGateway, inprocess_settings, running
+from .fixtures.providers import MODELS, gateway_env, provider_config
+
+GPT = MODELS["openai"]
+FLAKY = "gpt-flaky"  # first on a closed port, then on the fake
+EMBED = "text-embedding-3-small"  # at its shipped price
+PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+WEATHER_TOOL = {
+    "name": "get_weather", "description": "The weather in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "The weather in a city.",
+                  "parameters": WEATHER_TOOL["input_schema"]}
+
+
+@pytest.fixture
+async def gw(tmp_path: Path, fakes: FakeProviders) -> AsyncIterator[InProcessGateway]:
+    config = provider_config(fakes.url, f"http://127.0.0.1:{free_port()}/v1")
+    config["openai"]["pricing"] = {GPT: PRICE}
+    config["openai"]["supported_models"].append(EMBED)
+    config["flaky_down"] = {
+        **config["openai"], "name": "Flaky down", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+        "supported_models": [FLAKY], "priority": 0,
+    }
+    config["flaky_up"] = {**config["openai"], "name": "Flaky up", "supported_models": [], "priority": 1,
+                          "model_map": {FLAKY: GPT}}
+    async with running(inprocess_settings(tmp_path, gateway_env(fakes.url), config), rate_limit=1000) as gateway:
+        yield gateway
+
+
+def claude(gw: InProcessGateway, token: str | None = None) -> anthropic.AsyncAnthropic:
+    """The anthropic SDK on the app (it sends the token as `x-api-key`)."""
+    return anthropic.AsyncAnthropic(
+        base_url=BASE_URL, api_key=token or gw.token, max_retries=0, timeout=20,
+        http_client=httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gw.app)),
+    )
+
+
+def log_lines(gw: InProcessGateway) -> list[dict[str, Any]]:
+    gw.services.analytics.flush()
+    return [json.loads(line) for line in gw.settings.llm_wrapper_log_file.read_text().splitlines()]
+
+
+async def rows(gw: InProcessGateway, username: str) -> list[dict[str, Any]]:
+    await gw.services.usage.flush()
+    today = gw.services.auth.clock().date()
+    found = await gw.services.store.usage.usage(today - timedelta(days=1), today + timedelta(days=1), username)
+    return [r.to_json() for r in found]
+
+
+async def requests_today(gw: InProcessGateway, token: str) -> int:
+    me = await gw.http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    return me.json()["requests_today"]
+
+
+# /v1/messages -------------------------------------------------------------------------------
+
+
+async def test_messages_create_translates_the_system_prompt_and_answers_a_message(
+    gw: InProcessGateway, fakes: FakeProviders
+) -> None:
+    answer = await claude(gw).messages.create(
+        model=GPT, max_tokens=50, system="Be brief.", messages=[{"role": "user", "content": "hi there"}],
+    )
+    assert answer.model == GPT and answer.role == "assistant" and answer.stop_reason == "end_turn"
+    assert [b.type for b in answer.content] == ["text"]
+    assert answer.content[0].text == "Hello from openai: hi there"
+    assert answer.usage.input_tokens == PROMPT_TOKENS and answer.usage.output_tokens > 0
+    sent = fakes.one("hi there").body
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert sent["max_tokens"] == 50
+    [line] = [x for x in log_lines(gw) if x.get("api") == "messages"]
+    assert (line["model"], line["status"], line["provider"]) == (GPT, 200, "openai")
+
+
+async def test_messages_stream_gives_text_and_the_final_message(gw: InProcessGateway) -> None:
+    async with claude(gw).messages.stream(
+        model=GPT, max_tokens=50, system="Be brief.", messages=[{"role": "user", "content": "stream me"}],
+    ) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
+        final = await stream.get_final_message()
+    assert text == "Hello from openai: stream me"
+    assert final.content[0].text == text and final.model == GPT and final.stop_reason == "end_turn"
+    assert final.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_tool_use_round_trip(gw: InProcessGateway, fakes: FakeProviders, stream: bool) -> None:
+    client = claude(gw)
+    ask = [{"role": "user", "content": f"tool weather in Paris {stream}"}]
+    if stream:
+        async with client.messages.stream(model=GPT, max_tokens=50, tools=[WEATHER_TOOL], messages=ask) as s:
+            first = await s.get_final_message()
+    else:
+        first = await client.messages.create(model=GPT, max_tokens=50, tools=[WEATHER_TOOL], messages=ask)
+    assert first.stop_reason == "tool_use"
+    [call] = first.content
+    assert (call.type, call.name, call.input) == ("tool_use", "get_weather", TOOL_ARGUMENTS)
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": "Sunny, 21 C"}
+    second = await client.messages.create(
+        model=GPT, max_tokens=50, tools=[WEATHER_TOOL],
+        messages=[*ask, {"role": "assistant", "content": [call.model_dump()]}, {"role": "user", "content": [result]}],
+    )
+    assert second.stop_reason == "end_turn" and second.content[0].text.startswith("Hello from openai")
+    sent = fakes.requests[-1].body["messages"]
+    assert sent[-2]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert sent[-1] == {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21 C"}
+
+
+async def test_messages_errors_are_anthropic_shaped_with_the_gateway_headers(gw: InProcessGateway) -> None:
+    with pytest.raises(anthropic.AuthenticationError):
+        await claude(gw, "sk-not-a-token-0000000000").messages.create(
+            model=GPT, max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        await claude(gw).messages.create(model=GPT, max_tokens=5, messages=[{"role": "robot", "content": "x"}])
+    assert bad.value.body == {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "messages.0 must be an object with role 'user' or 'assistant'."}}
+    once = await gw.add_token("once", rate_limit=1)
+    await claude(gw, once).messages.create(model=GPT, max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        await claude(gw, once).messages.create(model=GPT, max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    headers = limited.value.response.headers
+    assert limited.value.body["error"]["type"] == "rate_limit_error"
+    assert headers["x-ratelimit-remaining-requests"] == "0" and headers["x-should-retry"] == "false"
+    assert "retry-after" in headers
+    # The bearer token works too; an upstream failure keeps its status, in Anthropic's shape.
+    failed = await gw.http.post("/v1/messages", headers={"Authorization": f"Bearer {gw.token}"}, json={
+        "model": GPT, "max_tokens": 5, "messages": [{"role": "user", "content": "fail:400"}]})
+    assert failed.status_code == 400 and failed.json()["type"] == "error"
+    assert failed.json()["error"]["type"] == "invalid_request_error"
+    assert "x-ratelimit-remaining-requests" in failed.headers
+
+
+async def test_a_stream_that_breaks_ends_with_an_anthropic_error_event(gw: InProcessGateway) -> None:
+    answer = await gw.http.post("/v1/messages", headers={"x-api-key": gw.token}, json={
+        "model": GPT, "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "error now"}]})
+    events = [line.removeprefix("event: ") for line in answer.text.splitlines() if line.startswith("event: ")]
+    assert events[0] == "message_start" and events[-1] == "error" and events.count("message_start") == 1
+
+
+async def test_count_tokens_answers_an_estimate_without_counting(gw: InProcessGateway) -> None:
+    before = await requests_today(gw, gw.token)
+    counted = await claude(gw).messages.count_tokens(
+        model=GPT, system="Be brief.", messages=[{"role": "user", "content": "how many tokens is this?"}])
+    assert counted.input_tokens > 0
+    assert await requests_today(gw, gw.token) == before
+    with pytest.raises(anthropic.AuthenticationError):
+        await claude(gw, "sk-nope-000000000000").messages.count_tokens(
+            model=GPT, messages=[{"role": "user", "content": "x"}])
+
+
+# /v1/responses ------------------------------------------------------------------------------
+
+
+async def test_responses_create_with_instructions(gw: InProcessGateway, fakes: FakeProviders) -> None:
+    answer = await gw.sdk().responses.create(model=GPT, instructions="Be brief.", input="respond please",
+                                             max_output_tokens=40)
+    assert answer.output_text == "Hello from openai: respond please"
+    assert answer.status == "completed" and answer.model == GPT
+    assert answer.usage.input_tokens == PROMPT_TOKENS and answer.usage.output_tokens > 0
+    sent = fakes.one("respond please").body
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."} and sent["max_tokens"] == 40
+
+
+async def test_responses_stream_events_and_the_stream_helper(gw: InProcessGateway) -> None:
+    stream = await gw.sdk().responses.create(model=GPT, input="stream it", stream=True)
+    events = [event async for event in stream]
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "Hello from openai: stream it"
+    assert events[-1].response.usage.output_tokens > 0
+    async with gw.sdk().responses.stream(model=GPT, input="helper stream") as helper:
+        final = await helper.get_final_response()
+    assert final.output_text == "Hello from openai: helper stream"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_function_tool_round_trip(gw: InProcessGateway, fakes: FakeProviders, stream: bool) -> None:
+    client = gw.sdk()
+    ask: list[Any] = [{"role": "user", "content": f"tool weather {stream}"}]
+    if stream:
+        async with client.responses.stream(model=GPT, input=ask, tools=[RESPONSES_TOOL]) as s:
+            first = await s.get_final_response()
+    else:
+        first = await client.responses.create(model=GPT, input=ask, tools=[RESPONSES_TOOL])
+    [call] = first.output
+    assert (call.type, call.name, json.loads(call.arguments)) == ("function_call", "get_weather", TOOL_ARGUMENTS)
+    second = await client.responses.create(model=GPT, tools=[RESPONSES_TOOL], input=[
+        *ask, {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"},
+    ])
+    assert second.output_text.startswith("Hello from openai")
+    assert fakes.requests[-1].body["messages"][-1] == {"role": "tool", "tool_call_id": call.call_id,
+                                                       "content": "Sunny"}
+
+
+async def test_stateful_requests_are_refused(gw: InProcessGateway) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        await gw.sdk().responses.create(model=GPT, input="x", previous_response_id="resp_123")
+    assert refused.value.body["param"] == "previous_response_id"
+    with pytest.raises(openai.BadRequestError):
+        await gw.sdk().responses.create(model=GPT, input="x", store=True)
+    with pytest.raises(openai.AuthenticationError):
+        await gw.sdk("sk-nope-000000000000").responses.create(model=GPT, input="x")
+
+
+# one request path -------------------------------------------------------------------------
+
+
+async def test_each_api_counts_once_and_records_its_usage_and_cost(gw: InProcessGateway) -> None:
+    secret = await gw.add_token("bob", rate_limit=10)
+    await claude(gw, secret).messages.create(model=GPT, max_tokens=9, messages=[{"role": "user", "content": "a"}])
+    async with claude(gw, secret).messages.stream(
+        model=GPT, max_tokens=9, messages=[{"role": "user", "content": "b"}]) as stream:
+        await stream.get_final_message()
+    raw = await gw.sdk(secret).responses.with_raw_response.create(model=GPT, input="c")
+    assert raw.headers["x-ratelimit-remaining-requests"] == "7"
+    stream = await gw.sdk(secret).responses.create(model=GPT, input="d", stream=True)
+    assert [e async for e in stream]
+    await gw.sdk(secret).chat.completions.create(model=GPT, messages=[{"role": "user", "content": "e"}])
+    assert await requests_today(gw, secret) == 5
+    [row] = await rows(gw, "bob")
+    assert (row["model"], row["requests"], row["errors"]) == (GPT, 5, 0)
+    assert row["prompt_tokens"] == 5 * PROMPT_TOKENS and row["completion_tokens"] > 0
+    expected = (row["prompt_tokens"] * PRICE["input_per_mtok"] + row["completion_tokens"] * 2.0) / 1e6
+    assert row["cost_usd"] == pytest.approx(expected) and row["cost_usd"] > 0
+    apis = [x.get("api") for x in log_lines(gw) if x.get("user") == "bob"]
+    assert apis == ["messages", "messages", "responses", "responses", None]
+
+
+@pytest.mark.parametrize("api", ["messages", "responses", "embeddings"])
+async def test_routing_fails_over_across_deployments(gw: InProcessGateway, api: str) -> None:
+    if api == "messages":
+        raw = await claude(gw).messages.with_raw_response.create(
+            model=FLAKY, max_tokens=9, messages=[{"role": "user", "content": "over"}])
+        assert (await raw.parse()).content[0].text == "Hello from openai: over"
+    elif api == "embeddings":
+        raw = await gw.sdk().embeddings.with_raw_response.create(model=FLAKY, input="over")
+        assert raw.parse().model == FLAKY  # the provider's name for it is not shown
+    else:
+        raw = await gw.sdk().responses.with_raw_response.create(model=FLAKY, input="over")
+        assert raw.parse().output_text == "Hello from openai: over"
+    assert raw.headers["x-llm-wrapper-provider"] == "flaky_up"
+    [line] = [x for x in log_lines(gw) if x.get("model") == FLAKY]
+    assert [a["status"] for a in line["attempts"]] == [502, 502, 200] and line["api"] == api
+
+
+# /v1/embeddings -----------------------------------------------------------------------------
+
+
+async def test_embeddings_pass_through_counted_once_with_usage_and_cost(
+    gw: InProcessGateway, fakes: FakeProviders
+) -> None:
+    secret = await gw.add_token("carol", rate_limit=10)
+    client = gw.sdk(secret)
+    one = await client.embeddings.create(model=EMBED, input="a sentence")  # the SDK asks for base64
+    assert [d.embedding for d in one.data] == [[0.25] * EMBEDDING_SIZE]
+    assert fakes.requests[-1].body == {"model": EMBED, "input": "a sentence", "encoding_format": "base64"}
+    raw = await client.embeddings.with_raw_response.create(model=EMBED, input=["x", "y", "z"],
+                                                           encoding_format="float", dimensions=4)
+    many = raw.parse()
+    assert [d.embedding[0] for d in many.data] == [0.25, 0.5, 0.75]
+    assert many.usage.prompt_tokens == 3 * EMBEDDING_TOKENS
+    assert fakes.requests[-1].body["encoding_format"] == "float" and fakes.requests[-1].body["dimensions"] == 4
+    assert raw.headers["x-ratelimit-remaining-requests"] == "8"
+    assert await requests_today(gw, secret) == 2
+    [row] = await rows(gw, "carol")
+    assert (row["model"], row["requests"], row["errors"]) == (EMBED, 2, 0)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (4 * EMBEDDING_TOKENS, 0)
+    assert row["cost_usd"] == pytest.approx(4 * EMBEDDING_TOKENS * 0.02 / 1e6)
+    assert [x.get("api") for x in log_lines(gw) if x.get("user") == "carol"] == ["embeddings", "embeddings"]
+
+
+async def test_embeddings_errors_are_openai_shaped(gw: InProcessGateway) -> None:
+    with pytest.raises(openai.BadRequestError) as bad:
+        await gw.sdk().embeddings.create(model=EMBED, input=[])
+    assert bad.value.body["param"] == "input"
+    with pytest.raises(openai.BadRequestError):
+        await gw.sdk().embeddings.create(model=EMBED, input="x", dimensions="four")  # type: ignore[arg-type]
+    with pytest.raises(openai.NotFoundError):
+        await gw.sdk().embeddings.create(model="no-such-embedder", input="x")
+    with pytest.raises(openai.AuthenticationError):
+        await gw.sdk("sk-nope-000000000000").embeddings.create(model=EMBED, input="x")
+    with pytest.raises(openai.BadRequestError) as upstream:
+        await gw.sdk().embeddings.create(model=EMBED, input="fail:400")
+    assert "fake openai says 400" in upstream.value.message
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_answer_made_in_the_gateway_is_translated_too(gw: InProcessGateway, stream: bool) -> None:
+    """`speed` update questions are answered by the gateway itself (no provider): same translation."""
+    ask = [{"role": "user", "content": "any updates?"}]
+    if stream:
+        async with claude(gw).messages.stream(model="speed", max_tokens=20, messages=ask) as s:
+            message = await s.get_final_message()
+        async with gw.sdk().responses.stream(model="speed", input="any updates?") as r:
+            response = await r.get_final_response()
+    else:
+        message = await claude(gw).messages.create(model="speed", max_tokens=20, messages=ask)
+        response = await gw.sdk().responses.create(model="speed", input="any updates?")
+    assert message.content[0].text.startswith("No new updates") and message.model == "speed"
+    assert response.output_text == message.content[0].text
+    assert [x["provider"] for x in log_lines(gw) if x.get("model") == "speed"] == ["local", "local"]
+
+
+async def test_a_provider_5xx_and_a_body_too_large_are_anthropic_shaped(gw: InProcessGateway) -> None:
+    before = await requests_today(gw, gw.token)
+    with pytest.raises(anthropic.InternalServerError) as failed:  # the fake's 503, after the routing's retry
+        await claude(gw).messages.create(model=GPT, max_tokens=5, messages=[{"role": "user", "content": "fail:503"}])
+    assert failed.value.status_code == 503 and failed.value.body["error"]["type"] == "api_error"
+    assert await requests_today(gw, gw.token) == before  # no answer, no fault of the caller: given back
+    huge = "x" * gw.settings.max_body_bytes
+    with pytest.raises(anthropic.APIStatusError) as too_large:
+        await claude(gw).messages.create(model=GPT, max_tokens=5, messages=[{"role": "user", "content": huge}])
+    assert too_large.value.status_code == 413
+    assert too_large.value.body["error"]["type"] == "request_too_large"
