@@ -26,10 +26,14 @@ from .fakes.providers import (
 )
 from .fakes.server import free_port
 from .fixtures.inprocess import BASE_URL, InProcessGateway, inprocess_settings, running
-from .fixtures.providers import MODELS, gateway_env, provider_config
+from .fixtures.providers import MODELS, OPENAI_EXTRA, gateway_env, provider_config
 
 GPT = MODELS["openai"]
 FLAKY = "gpt-flaky"  # first on a closed port, then on the fake
+# The OpenAI fake behind an adapter that does not speak the Responses API: `/v1/responses` is translated.
+TRANSLATED = "gpt-translated"
+MIXED = "gpt-mixed"  # a native (OpenAI) deployment on a closed port, then a translated one on the fake
+MIXED_BACK = "gpt-mixed-back"  # a translated deployment on a closed port, then a native one on the fake
 EMBED = "text-embedding-3-small"  # at its shipped price
 PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
 WEATHER_TOOL = {
@@ -51,6 +55,15 @@ async def gw(tmp_path: Path, fakes: FakeProviders) -> AsyncIterator[InProcessGat
     }
     config["flaky_up"] = {**config["openai"], "name": "Flaky up", "supported_models": [], "priority": 1,
                           "model_map": {FLAKY: GPT}}
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    config["translated"] = {**config["openai"], "name": "Translated", "adapter": "together", "priority": 1,
+                            "supported_models": [TRANSLATED], "model_map": {MIXED: GPT}}
+    config["native_down"] = {**config["openai"], "name": "Native down", "base_url": closed,
+                             "supported_models": [MIXED], "priority": 0}
+    config["translated_down"] = {**config["translated"], "name": "Translated down", "base_url": closed,
+                                 "supported_models": [MIXED_BACK], "model_map": {}, "priority": 0}
+    config["native_up"] = {**config["openai"], "name": "Native up", "supported_models": [], "priority": 1,
+                           "model_map": {MIXED_BACK: GPT}}
     async with running(inprocess_settings(tmp_path, gateway_env(fakes.url), config), rate_limit=1000) as gateway:
         yield gateway
 
@@ -180,25 +193,26 @@ async def test_count_tokens_answers_an_estimate_without_counting(gw: InProcessGa
 
 
 async def test_responses_create_with_instructions(gw: InProcessGateway, fakes: FakeProviders) -> None:
-    answer = await gw.sdk().responses.create(model=GPT, instructions="Be brief.", input="respond please",
+    answer = await gw.sdk().responses.create(model=TRANSLATED, instructions="Be brief.", input="respond please",
                                              max_output_tokens=40)
     assert answer.output_text == "Hello from openai: respond please"
-    assert answer.status == "completed" and answer.model == GPT
+    assert answer.status == "completed" and answer.model == TRANSLATED
     assert answer.usage.input_tokens == PROMPT_TOKENS and answer.usage.output_tokens > 0
     sent = fakes.one("respond please").body
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."} and sent["max_tokens"] == 40
 
 
-async def test_responses_stream_events_and_the_stream_helper(gw: InProcessGateway) -> None:
-    stream = await gw.sdk().responses.create(model=GPT, input="stream it", stream=True)
+async def test_responses_stream_events_and_the_stream_helper(gw: InProcessGateway, fakes: FakeProviders) -> None:
+    stream = await gw.sdk().responses.create(model=TRANSLATED, input="stream it", stream=True)
     events = [event async for event in stream]
     assert events[0].type == "response.created" and events[-1].type == "response.completed"
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == "Hello from openai: stream it"
     assert events[-1].response.usage.output_tokens > 0
-    async with gw.sdk().responses.stream(model=GPT, input="helper stream") as helper:
+    async with gw.sdk().responses.stream(model=TRANSLATED, input="helper stream") as helper:
         final = await helper.get_final_response()
     assert final.output_text == "Hello from openai: helper stream"
+    assert {r.path for r in fakes.requests} == {"/openai/chat/completions"}
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -206,13 +220,13 @@ async def test_a_function_tool_round_trip(gw: InProcessGateway, fakes: FakeProvi
     client = gw.sdk()
     ask: list[Any] = [{"role": "user", "content": f"tool weather {stream}"}]
     if stream:
-        async with client.responses.stream(model=GPT, input=ask, tools=[RESPONSES_TOOL]) as s:
+        async with client.responses.stream(model=TRANSLATED, input=ask, tools=[RESPONSES_TOOL]) as s:
             first = await s.get_final_response()
     else:
-        first = await client.responses.create(model=GPT, input=ask, tools=[RESPONSES_TOOL])
+        first = await client.responses.create(model=TRANSLATED, input=ask, tools=[RESPONSES_TOOL])
     [call] = first.output
     assert (call.type, call.name, json.loads(call.arguments)) == ("function_call", "get_weather", TOOL_ARGUMENTS)
-    second = await client.responses.create(model=GPT, tools=[RESPONSES_TOOL], input=[
+    second = await client.responses.create(model=TRANSLATED, tools=[RESPONSES_TOOL], input=[
         *ask, {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
         {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"},
     ])
@@ -221,14 +235,104 @@ async def test_a_function_tool_round_trip(gw: InProcessGateway, fakes: FakeProvi
                                                        "content": "Sunny"}
 
 
-async def test_stateful_requests_are_refused(gw: InProcessGateway) -> None:
+@pytest.mark.parametrize("model", [TRANSLATED, MIXED, MIXED_BACK])
+async def test_stateful_requests_are_refused_unless_every_deployment_speaks_responses(
+    gw: InProcessGateway, fakes: FakeProviders, model: str
+) -> None:
+    """MIXED and MIXED_BACK could each be answered by a translated deployment: refused too."""
     with pytest.raises(openai.BadRequestError) as refused:
-        await gw.sdk().responses.create(model=GPT, input="x", previous_response_id="resp_123")
+        await gw.sdk().responses.create(model=model, input="x", previous_response_id="resp_123")
     assert refused.value.body["param"] == "previous_response_id"
     with pytest.raises(openai.BadRequestError):
-        await gw.sdk().responses.create(model=GPT, input="x", store=True)
+        await gw.sdk().responses.create(model=model, input="x", store=True)
+    with pytest.raises(openai.BadRequestError) as built_in:
+        await gw.sdk().responses.create(model=model, input="x", tools=[{"type": "web_search"}])
+    assert built_in.value.body["param"] == "tools[0]"
     with pytest.raises(openai.AuthenticationError):
-        await gw.sdk("sk-nope-000000000000").responses.create(model=GPT, input="x")
+        await gw.sdk("sk-nope-000000000000").responses.create(model=model, input="x")
+    assert fakes.requests == []
+
+
+# /v1/responses passed through to a provider that speaks it ----------------------------------------
+
+
+async def test_responses_pass_through_unchanged_with_usage_and_cost_counted_once(
+    gw: InProcessGateway, fakes: FakeProviders
+) -> None:
+    secret = await gw.add_token("dave", rate_limit=10)
+    client = gw.sdk(secret)
+    fmt = {"type": "json_schema", "name": "answer", "schema": {"type": "object"}, "strict": False}
+    asked: dict[str, Any] = {
+        "model": GPT, "instructions": "Be brief.", "input": [{"role": "user", "content": "pass me through"}],
+        "tools": [RESPONSES_TOOL, {"type": "web_search"}], "text": {"format": fmt},
+        "previous_response_id": "resp_earlier", "store": True, "max_output_tokens": 40,
+    }
+    answer = await client.responses.create(**asked)
+    [sent] = fakes.requests
+    assert sent.path == "/openai/responses" and sent.body == {**asked, **OPENAI_EXTRA}
+    # What the translation would not make: the provider's id, the echoed state.
+    assert answer.id == "resp_fake1" and answer.previous_response_id == "resp_earlier" and answer.store is True
+    assert answer.output_text == "Hello from openai: pass me through" and answer.model == GPT
+    assert answer.usage.input_tokens == PROMPT_TOKENS
+    stream = await client.responses.create(**asked, stream=True)
+    events = [e async for e in stream]
+    assert events[-1].type == "response.completed" and events[-1].response.id == "resp_fake2"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == answer.output_text
+    async with client.responses.stream(model=GPT, input="helper stream", instructions="Be brief.") as helper:
+        final = await helper.get_final_response()
+    assert final.output_text == "Hello from openai: helper stream" and final.id == "resp_fake3"
+    assert [r.path for r in fakes.requests] == ["/openai/responses"] * 3
+    assert fakes.requests[1].body["stream"] is True
+    assert await requests_today(gw, secret) == 3
+    [row] = await rows(gw, "dave")
+    assert (row["model"], row["requests"], row["errors"]) == (GPT, 3, 0)
+    completion = answer.usage.output_tokens * 2 + final.usage.output_tokens
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (3 * PROMPT_TOKENS, completion)
+    expected = (3 * PROMPT_TOKENS * PRICE["input_per_mtok"] + completion * PRICE["output_per_mtok"]) / 1e6
+    assert row["cost_usd"] == pytest.approx(expected)
+    lines = [x for x in log_lines(gw) if x.get("user") == "dave"]
+    assert [(x["api"], x["status"], len(x["attempts"])) for x in lines] == [("responses", 200, 1)] * 3
+    assert [x["usage"]["prompt_tokens"] for x in lines] == [PROMPT_TOKENS] * 3
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_renamed_model_is_sent_under_the_providers_name_and_answered_under_its_own(
+    gw: InProcessGateway, fakes: FakeProviders, stream: bool
+) -> None:
+    """FLAKY is `model_map`ped to GPT on the deployment that answers (after two on a closed port)."""
+    if stream:
+        async with gw.sdk().responses.stream(model=FLAKY, input="renamed stream") as helper:
+            events = [e async for e in helper]
+            answer = await helper.get_final_response()
+        assert events[0].response.model == FLAKY  # type: ignore[union-attr]
+    else:
+        answer = await gw.sdk().responses.create(model=FLAKY, input="renamed")
+    assert answer.model == FLAKY and answer.id.startswith("resp_fake")
+    assert fakes.requests[-1].path == "/openai/responses" and fakes.requests[-1].body["model"] == GPT
+    [line] = [x for x in log_lines(gw) if x.get("model") == FLAKY]
+    assert line["usage"]["prompt_tokens"] == PROMPT_TOKENS
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("model", [MIXED, MIXED_BACK])
+async def test_failover_between_a_native_and_a_translated_deployment(
+    gw: InProcessGateway, fakes: FakeProviders, model: str, stream: bool
+) -> None:
+    """MIXED: OpenAI (native) is down, the translated one answers; MIXED_BACK: the reverse."""
+    if stream:
+        async with gw.sdk().responses.stream(model=model, input="over") as helper:
+            answer = await helper.get_final_response()
+    else:
+        answer = await gw.sdk().responses.create(model=model, input="over")
+    assert answer.output_text == "Hello from openai: over" and answer.model == model
+    assert answer.usage is not None and answer.usage.input_tokens == PROMPT_TOKENS
+    [sent] = fakes.requests
+    if model == MIXED:
+        assert sent.path == "/openai/chat/completions" and not answer.id.startswith("resp_fake")
+    else:
+        assert sent.path == "/openai/responses" and answer.id == "resp_fake1"
+    [line] = [x for x in log_lines(gw) if x.get("model") == model]
+    assert [a["status"] for a in line["attempts"]] == [502, 502, 200] and line["usage"]["prompt_tokens"] == 11
 
 
 # one request path -------------------------------------------------------------------------

@@ -13,19 +13,27 @@ sent as it is to that path of the deployment the router picks, and the
 provider's JSON answer comes back as it is (its usage recorded). It shares the
 same admission, routing, usage and log; answerers (chat-only) are skipped.
 
+A Responses request is translated only for a provider that does not speak the
+Responses API itself: per upstream attempt, `native_call` gives the client's
+own body for one that does (`Provider.speaks_responses`), and `passed` then
+says the answer is already in the dialect's shape. So a request may fail over
+between a provider that speaks it and one that is translated to.
+
 One dialect object serves one request: `request` keeps what the answer needs
 (the model the client asked for, the request a Responses object repeats).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import orjson
 from starlette.responses import Response
 
 from .errors import InvalidRequest
+from .exchange import Exchange
+from .providers import Call, Provider
 from .sse import EventStreamResponse
 from .translation import anthropic, responses
 
@@ -39,9 +47,14 @@ class StreamTranslator(Protocol):
 class Dialect(Protocol):
     api: str  # the analytics line's `api`
     path: str | None  # None: translated to chat; else the provider path the body is sent to as it is
+    passed: bool  # the last attempt sent the client's own body (`native_call`): its answer is as it is
 
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
         """The body to route (a chat body unless `path`); InvalidRequest (400, counted like chat's)."""
+
+    def native_call(self, provider: Provider, model: str, exchange: Exchange) -> Call | None:
+        """The client's own body for `provider` (under the provider's name for the model) if it
+        speaks this API, else None (the chat body is translated). Sets `passed`."""
 
     def answer(self, completion: bytes) -> bytes:
         """A whole `chat.completion` (JSON bytes) in this API's shape."""
@@ -55,9 +68,13 @@ class Messages:
 
     api: str = "messages"
     path: str | None = None
+    passed = False
 
     def __init__(self) -> None:
         self.model = ""
+
+    def native_call(self, provider: Provider, model: str, exchange: Exchange) -> Call | None:
+        return None
 
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
         chat = anthropic.chat_request(body)
@@ -72,18 +89,36 @@ class Messages:
 
 
 class Responses:
-    """OpenAI's Responses API (`/v1/responses`), translated through Chat Completions."""
+    """OpenAI's Responses API (`/v1/responses`): passed through to a provider that speaks it,
+    else translated through Chat Completions.
+
+    `speaks(model)` (the router's `speaks_responses`): every deployment the model can
+    reach speaks it, so what the translation cannot carry (`previous_response_id`,
+    `store: true`, built-in tools, `input_file`) is allowed.
+    """
 
     api: str = "responses"
     path: str | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, speaks: Callable[[str], bool] = lambda model: False) -> None:
         self.shape: responses.ResponseShape | None = None
+        self.speaks = speaks
+        self.body: dict[str, Any] = {}
+        self.passed = False
 
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
-        chat = responses.chat_body(body)
+        model = body.get("model")
+        chat = responses.chat_body(body, native=isinstance(model, str) and self.speaks(model))
         self.shape = responses.ResponseShape(body, chat["model"])
+        self.body = body
         return chat
+
+    def native_call(self, provider: Provider, model: str, exchange: Exchange) -> Call | None:
+        self.passed = provider.speaks_responses
+        if not self.passed:
+            return None
+        body = self.body if self.body["model"] == model else {**self.body, "model": model}
+        return provider.responses_call(body, exchange)
 
     def answer(self, completion: bytes) -> bytes:
         assert self.shape is not None, "request comes first"
@@ -99,6 +134,10 @@ class Embeddings:
 
     api: str = "embeddings"
     path: str | None = "/embeddings"
+    passed = False
+
+    def native_call(self, provider: Provider, model: str, exchange: Exchange) -> Call | None:
+        return None
 
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
         """The fields OpenAI's embeddings endpoint takes, checked; others are not passed on."""

@@ -9,7 +9,9 @@
 
 The other APIs (`/v1/messages`, `/v1/responses`, `/v1/embeddings`) take the same
 path with a `Dialect` (dialects.py): its body becomes a chat body before the
-checks, and the finished answer is put back into its shape at the very end.
+checks, and the finished answer is put back into its shape at the very end
+(unless the attempt that answered sent the client's own body to a provider
+that speaks its API: `/v1/responses` to OpenAI or xAI, passed through).
 
 Errors are raised as `GatewayError`s carrying the caller's rate-limit headers;
 the web layer turns them into responses. Once a stream has started, a failure
@@ -23,7 +25,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,12 +48,13 @@ from .errors import (
     clip,
     sse_error_event,
 )
-from .exchange import Exchange, estimated_usage, json_object_from
+from .exchange import Exchange, StreamTranslator, estimated_usage, json_object_from
 from .pricing import PriceTable
-from .providers import Call, ProviderRegistry
+from .providers import Call, ProviderRegistry, ResponsesCall
 from .routing import Deployment, Router
 from .sse import DONE, EventStreamResponse, encode
 from .tokens import Grant, bearer_token
+from .translation.responses import ResponsesRelay, chat_usage
 from .upstream import upstream_failures
 from .usage import UsageRecorder
 
@@ -157,7 +160,7 @@ class Gateway:
                         return await self._chat(raw, incoming.started, token, grant, entry)
                     entry["api"] = dialect.api
                     answer = await self._chat(raw, incoming.started, token, grant, entry, dialect)
-                    return answer if dialect.path else spoken(answer, dialect)
+                    return answer if dialect.path or dialect.passed else spoken(answer, dialect)
                 except asyncio.CancelledError:
                     if not watch.left:
                         raise
@@ -251,7 +254,13 @@ class Gateway:
         if body["model"] != deployment.upstream_model:  # renamed (`model_map`), or a fallback model
             body = {**body, "model": deployment.upstream_model}
         path = dialect.path if dialect is not None else None
-        call = provider.prepare(body, exchange) if path is None else Call(provider.url(path), orjson.dumps(body))
+        if dialect is None:
+            call = provider.prepare(body, exchange)
+        elif path is not None:
+            call = Call(provider.url(path), orjson.dumps(body))
+        else:  # the client's own body to a provider that speaks its API, else the chat body
+            call = dialect.native_call(provider, deployment.upstream_model, exchange) or provider.prepare(body, exchange)
+        native = isinstance(call, ResponsesCall)  # a Responses answer: passed on as it is
         sent = time.perf_counter()
         assert provider.session is not None, "providers are started with the app"
         deployment.in_flight += 1
@@ -262,7 +271,7 @@ class Gateway:
             # The provider's own request id when it sends one (what its support asks for), else ours.
             entry["request_id"] = response.headers.get(REQUEST_ID) or entry["request_id"]
             # A provider may answer a stream request with one JSON body: it is re-sent as a stream.
-            whole = not exchange.stream or response.content_type == "application/json"
+            whole = not exchange.stream or (not native and response.content_type == "application/json")
             if not whole:
                 first = await upstream.first_bytes(provider.name, response)  # failing here may still fail over
                 _attempted(entry, deployment, 200, sent)
@@ -287,7 +296,10 @@ class Gateway:
         _attempted(entry, deployment, 200, sent)
         back = time.perf_counter()
         try:
-            out = provider.translate_completion(call, answer, exchange) if path is None else passed_on(answer, exchange)
+            if path is None and not native:
+                out = provider.translate_completion(call, answer, exchange)
+            else:
+                out = passed_on(answer, exchange, chat_usage if native else None)
             if exchange.stream:
                 out = completion_as_stream(orjson.loads(out), exchange)
         except ValueError as exc:
@@ -317,7 +329,10 @@ class Gateway:
     ) -> AsyncIterator[bytes]:
         """The client's stream. One that fails before any of the answer was sent is given back."""
         provider = deployment.provider
-        translator = provider.stream_translator(call, exchange)
+        if isinstance(call, ResponsesCall):
+            translator: StreamTranslator = ResponsesRelay(exchange)
+        else:
+            translator = provider.stream_translator(call, exchange)
         status, first, clean = 200, None, False
         metrics.STREAMS_IN_FLIGHT.inc()
         deployment.in_flight += 1
@@ -431,12 +446,15 @@ def checked_chat_body(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def passed_on(raw: bytes, exchange: Exchange) -> bytes:
-    """A provider's answer that is not a chat completion (embeddings), as it is but for its usage
-    (recorded) and its model (the client's name for it); ValueError on garbage."""
+def passed_on(
+    raw: bytes, exchange: Exchange, usage: Callable[[Any], dict[str, Any] | None] | None = None
+) -> bytes:
+    """A provider's answer that is not a chat completion (embeddings, a Responses object), as it
+    is but for its usage (recorded, in chat names by `usage` if given) and its model (the client's
+    name for it); ValueError on garbage."""
     data = json_object_from(raw, "the provider's answer")
     if isinstance(data.get("usage"), dict):
-        exchange.usage = data["usage"]
+        exchange.usage = data["usage"] if usage is None else usage(data["usage"])
     if not exchange.renamed:
         return raw
     return orjson.dumps({**data, "model": exchange.model})

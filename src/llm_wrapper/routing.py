@@ -109,6 +109,16 @@ class Router:
             )
         return Plan(self, group)
 
+    def speaks_responses(self, model: str) -> bool:
+        """Whether every deployment a request to `model` could reach (its group and its fallbacks'
+        groups) takes the Responses API itself: only then may a `/v1/responses` request use what
+        the translation through Chat Completions cannot carry (`previous_response_id`, built-in tools)."""
+        group = self.groups.get(model)
+        if not group:
+            return False
+        groups = [group, *(self.groups.get(m, ()) for m in self.fallbacks.get(model, ()))]
+        return all(d.provider.speaks_responses for g in groups for d in g)
+
     # health ------------------------------------------------------------
 
     def retryable(self, error: GatewayError) -> bool:

@@ -35,6 +35,12 @@ a normal answer: `Hello from <flavor>: <the message>`, in pieces):
     long       stream a chunk every 50 ms for `LONG_SECONDS`; `stream_ends[message]`
                says whether it "completed" or saw the client go away ("gone")
 
+`POST /{flavor}/responses` answers as OpenAI's Responses API does (for a provider that speaks it):
+a `response` object with the fake's own `resp_fake…` id whose text is the chat answer's, echoing
+`instructions`, `tools`, `text`, `store` and `previous_response_id`, or, streamed, the events of
+one output text message ending with `response.completed`; usage `PROMPT_TOKENS` in and one token
+per piece out (`fail:NNN` fails like chat's).
+
 `POST /{flavor}/embeddings` answers OpenAI's embeddings shape: one vector of `EMBEDDING_SIZE` per
 input (the n-th all 0.25 n; base64 when asked), `EMBEDDING_TOKENS` prompt tokens per input (an input `fail:NNN` fails like chat's).
 
@@ -126,6 +132,7 @@ class FakeProviders:
         app = web.Application()
         app.router.add_post("/{flavor}/chat/completions", self.chat)
         app.router.add_post("/{flavor}/embeddings", self.embeddings)
+        app.router.add_post("/{flavor}/responses", self.responses)
         return app
 
     def received(self, marker: str) -> list[Received]:
@@ -179,6 +186,25 @@ class FakeProviders:
         tokens = EMBEDDING_TOKENS * len(inputs)
         return web.json_response({"object": "list", "data": data, "model": body["model"],
                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        flavor = request.match_info["flavor"]
+        raw = await request.read()
+        body = json.loads(raw)
+        self.requests.append(Received(flavor, request.path, dict(request.headers), body, raw))
+        text = last_user_text(body)
+        if text.startswith("fail:"):
+            return error_response(flavor, int(text[5:].split(" ", 1)[0]))
+        answer = response_object(body, f"resp_fake{len(self.requests)}", f"Hello from {flavor}: {text}")
+        if body.get("stream") is not True:
+            return web.json_response(answer)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for n, data in enumerate(response_events(answer)):
+            data["sequence_number"] = n
+            await response.write(f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode())
+        await response.write_eof()
+        return response
 
     async def _complete(self, request: web.Request, reply: Reply, command: str) -> web.StreamResponse:
         if command == "badjson":
@@ -283,15 +309,54 @@ async def pause(request: web.Request, seconds: float) -> None:
 
 
 def last_user_text(body: Any) -> str:
-    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+    """The last user message's text, in a chat body (`messages`) or a Responses body (`input`)."""
+    if isinstance(body, dict) and isinstance(body.get("input"), str):
+        return str(body["input"])
+    messages = body.get("messages", body.get("input")) if isinstance(body, dict) else None
+    if not isinstance(messages, list):
         return ""
-    for message in reversed(body["messages"]):
+    for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, list):
                 return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
             return content if isinstance(content, str) else ""
     return ""
+
+
+def response_object(body: dict[str, Any], response_id: str, text: str) -> dict[str, Any]:
+    """A completed Responses API `response` answering `body` with `text`."""
+    tokens = len(split_reply(text))
+    message = {"id": f"msg_{response_id}", "type": "message", "status": "completed", "role": "assistant",
+               "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    return {
+        "id": response_id, "object": "response", "created_at": 1_700_000_000, "status": "completed",
+        "model": body.get("model"), "output": [message], "parallel_tool_calls": True, "tool_choice": "auto",
+        "instructions": body.get("instructions"), "tools": body.get("tools") or [], "text": body.get("text"),
+        "store": body.get("store", True), "previous_response_id": body.get("previous_response_id"),
+        "error": None, "incomplete_details": None, "metadata": {},
+        "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": tokens, "total_tokens": PROMPT_TOKENS + tokens,
+                  "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
+    }
+
+
+def response_events(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Responses stream of `answer`: created, the message's item and part, text deltas, completed."""
+    [message] = answer["output"]
+    text = message["content"][0]["text"]
+    at = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+    started = {**answer, "status": "in_progress", "output": [], "usage": None}
+    return [
+        {"type": "response.created", "response": started},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": {**message, "status": "in_progress", "content": []}},
+        {"type": "response.content_part.added", **at, "part": {"type": "output_text", "text": "", "annotations": []}},
+        *({"type": "response.output_text.delta", **at, "delta": piece} for piece in split_reply(text)),
+        {"type": "response.output_text.done", **at, "text": text},
+        {"type": "response.content_part.done", **at, "part": message["content"][0]},
+        {"type": "response.output_item.done", "output_index": 0, "item": message},
+        {"type": "response.completed", "response": answer},
+    ]
 
 
 def split_reply(text: str) -> list[str]:

@@ -77,7 +77,8 @@ async def count_tokens(request: Request) -> Response:
 
 async def responses(request: Request) -> Response:
     services: Services = request.app.state.services
-    return await services.gateway.chat(_incoming(request, request.headers.get("authorization")), dialects.Responses())
+    dialect = dialects.Responses(services.gateway.router.speaks_responses)
+    return await services.gateway.chat(_incoming(request, request.headers.get("authorization")), dialect)
 
 
 async def embeddings(request: Request) -> Response:

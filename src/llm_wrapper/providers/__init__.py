@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from ..config import ProviderConfig
-from .base import Call, Exchange, Provider
+from .base import Call, Exchange, Provider, ResponsesCall
 from .openai import OpenAIProvider
 from .parallel import ParallelProvider
 from .perplexity import PerplexityProvider
@@ -18,7 +18,7 @@ from .sambanova import SambaNovaProvider
 from .together import TogetherProvider
 from .xai import XAIProvider
 
-__all__ = ["ADAPTERS", "Call", "Exchange", "Provider", "ProviderRegistry", "adapter_for"]
+__all__ = ["ADAPTERS", "Call", "Exchange", "Provider", "ProviderRegistry", "ResponsesCall", "adapter_for"]
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,9 @@ state only where their provider differs from OpenAI:
 - `stream_rewriter`: a `ChunkRewriter` subclass whose `fix_chunk`/`end_of_stream`
   rewrite stream chunks, keeping their per-stream state on itself (unset: the
   bytes pass through untouched);
-- `stream_translator(call, exchange)`: for wire formats that are not Chat Completions SSE.
+- `stream_translator(call, exchange)`: for wire formats that are not Chat Completions SSE;
+- `speaks_responses` / `responses_call(body, exchange)`: a provider that takes OpenAI's
+  Responses API itself, which `/v1/responses` then passes through instead of translating.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from ..sse import DONE, EventSplitter, encode, first_garbage, last_boundary
 
 __all__ = [
     "Call",
+    "ResponsesCall",
     "ChunkRewriter",
     "Exchange",
     "Passthrough",
@@ -53,6 +56,11 @@ class Call:
 
     url: str
     payload: bytes
+
+
+@dataclass(slots=True)
+class ResponsesCall(Call):
+    """A `/v1/responses` request sent as it is to the provider's own `/responses`."""
 
 
 class Passthrough(StreamTranslator):
@@ -225,6 +233,8 @@ class Provider:
     # Ask for `stream_options.include_usage` on every stream, so usage is recorded even when the
     # client did not ask; the extra usage-only chunk is then kept from the client.
     asks_stream_usage = True
+    # Takes OpenAI's Responses API at `{base_url}/responses`: `/v1/responses` is passed through.
+    speaks_responses = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -287,6 +297,10 @@ class Provider:
 
     def prepare(self, body: dict[str, Any], exchange: Exchange) -> Call:
         return Call(self.url(self.chat_path), orjson.dumps(self.with_stream_usage(self.merge_extra(body), exchange)))
+
+    def responses_call(self, body: dict[str, Any], exchange: Exchange) -> ResponsesCall:
+        """A client's Responses API body for `/responses`, with the configured extra parameters."""
+        return ResponsesCall(self.url("/responses"), orjson.dumps(self.merge_extra(body)))
 
     def with_stream_usage(self, body: dict[str, Any], exchange: Exchange) -> dict[str, Any]:
         if not (exchange.stream and self.asks_stream_usage) or exchange.include_usage:

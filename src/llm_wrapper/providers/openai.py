@@ -1,7 +1,7 @@
-"""OpenAI: the reference wire format, so nothing differs."""
+"""OpenAI: the reference wire format, so nothing differs; it speaks the Responses API too."""
 
 from .base import Provider
 
 
 class OpenAIProvider(Provider):
-    pass
+    speaks_responses = True

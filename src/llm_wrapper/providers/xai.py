@@ -11,6 +11,13 @@ keeping the citations as the top-level `citations` list Live Search returned.
 The Responses <-> Chat Completions translation itself is `translation/responses.py`;
 this module holds only what is xAI's: when to search, and the search tools.
 
+A `/v1/responses` request is passed through to `/responses` as it is (xAI
+speaks the Responses API). `search_parameters` means nothing there, so it is
+removed; when it asks for search and the client sent no `tools` of its own, the
+matching `web_search` / `x_search` tools are added, as for chat. A client's own
+tools win: search is then skipped, and the answer's `x-llm-wrapper-search`
+header says so.
+
 Everything else (no `search_parameters`, `mode: "off"`, or a request using the
 client's own function tools, which the Responses translation does not carry)
 stays plain Chat Completions with the field removed.
@@ -26,7 +33,7 @@ import orjson
 
 from ..errors import InvalidRequest
 from ..translation.responses import ResponsesStream, responses_request, text_of, translate_answer
-from .base import Call, Exchange, Provider, StreamTranslator
+from .base import Call, Exchange, Provider, ResponsesCall, StreamTranslator
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,22 @@ class SearchCall(Call):
 
 
 class XAIProvider(Provider):
+    speaks_responses = True
+
+    def responses_call(self, body: dict[str, Any], exchange: Exchange) -> ResponsesCall:
+        body = self.merge_extra(body)
+        search = body.get("search_parameters")
+        if search is None:
+            return ResponsesCall(self.url("/responses"), orjson.dumps(body))
+        body = {k: v for k, v in body.items() if k != "search_parameters"}
+        if _wants_search(search) and isinstance(search, dict):
+            check_search(search)
+            if body.get("tools"):
+                exchange.headers[SEARCH_HEADER] = "skipped: the request has its own tools"
+            else:
+                body["tools"] = search_tools(search)
+        return ResponsesCall(self.url("/responses"), orjson.dumps(body))
+
     def prepare(self, body: dict[str, Any], exchange: Exchange) -> Call:
         body = self.merge_extra(body)
         search = body.get("search_parameters")

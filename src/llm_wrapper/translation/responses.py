@@ -13,6 +13,10 @@ that only speaks Chat Completions):
     chat_body(responses request)            the request
     response_object(completion, shape)      the answer, as a `response`
     ChatToResponsesStream                   chat chunks in, Responses stream events out
+
+Responses -> Responses (a provider that speaks it, `Provider.speaks_responses`):
+
+    ResponsesRelay                          the stream passed on, its usage read
 """
 
 from __future__ import annotations
@@ -387,11 +391,14 @@ class ResponsesStream(StreamTranslator):
 # the other direction: a Responses request served by a Chat Completions provider ---------
 
 
-def chat_body(request: dict[str, Any]) -> dict[str, Any]:
+def chat_body(request: dict[str, Any], *, native: bool = False) -> dict[str, Any]:
     """The Chat Completions body for a `/v1/responses` request; 400 naming the field when malformed.
 
     Stateless: `previous_response_id` and `store: true` need a provider that keeps
-    responses, so they are refused here (an absent `store` is taken as false).
+    responses, so they are refused here (an absent `store` is taken as false),
+    as are built-in tools and `input_file` parts; unless `native` (every
+    deployment the request can reach takes the Responses body as it is): then
+    they are left out of the chat body, which serves only the gateway's checks.
     `instructions` becomes the first (system) message, `max_output_tokens`
     becomes `max_tokens`, `text.format` becomes `response_format`, function
     tools and `function_call` / `function_call_output` items become tools,
@@ -400,13 +407,13 @@ def chat_body(request: dict[str, Any]) -> dict[str, Any]:
     model = request.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string.", param="model")
-    if request.get("previous_response_id") is not None:
+    if not native and request.get("previous_response_id") is not None:
         raise InvalidRequest(
             "'previous_response_id' is not supported for this model: the gateway does not keep "
             "responses; send the whole conversation in 'input'.",
             param="previous_response_id",
         )
-    if request.get("store") is True:
+    if not native and request.get("store") is True:
         raise InvalidRequest(
             "'store: true' is not supported for this model: the gateway does not keep responses.",
             param="store",
@@ -417,7 +424,9 @@ def chat_body(request: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(instructions, str):
             raise InvalidRequest("'instructions' must be a string.", param="instructions")
         messages.append({"role": "system", "content": instructions})
-    messages.extend(_chat_messages(request.get("input")))
+    messages.extend(_chat_messages(request.get("input"), native))
+    if native and not messages:
+        messages.append({"role": "user", "content": ""})  # e.g. only files: the provider reads them
     if not messages:
         raise InvalidRequest("'input' is required.", param="input")
     chat: dict[str, Any] = {"model": model, "messages": messages}
@@ -435,7 +444,8 @@ def chat_body(request: dict[str, Any]) -> dict[str, Any]:
     response_format = _response_format(request.get("text"))
     if response_format is not None:
         chat["response_format"] = response_format
-    tools = [_chat_tool(t, i) for i, t in enumerate(_list(request.get("tools"), "tools"))]
+    tools = [_chat_tool(t, i) for i, t in enumerate(_list(request.get("tools"), "tools"))
+             if not (native and _built_in(t))]
     if tools:
         chat["tools"] = tools
         if request.get("tool_choice") is not None:
@@ -456,7 +466,12 @@ def _list(value: Any, param: str) -> list[Any]:
     return value
 
 
-def _chat_messages(input_: Any) -> list[dict[str, Any]]:
+def _built_in(tool: Any) -> bool:
+    """A tool the provider runs itself (`web_search`, `file_search`, ...): not a function."""
+    return isinstance(tool, dict) and isinstance(tool.get("type"), str) and tool["type"] != "function"
+
+
+def _chat_messages(input_: Any, native: bool = False) -> list[dict[str, Any]]:
     if isinstance(input_, str):
         return [{"role": "user", "content": input_}]
     messages: list[dict[str, Any]] = []
@@ -466,7 +481,7 @@ def _chat_messages(input_: Any) -> list[dict[str, Any]]:
             raise InvalidRequest(f"{where} must be an object.", param=where)
         kind = item.get("type", "message")
         if kind == "message":
-            messages.append(_chat_message(item, where))
+            messages.append(_chat_message(item, where, native))
         elif kind == "function_call":
             call_id, name, arguments = item.get("call_id"), item.get("name"), item.get("arguments")
             if not all(isinstance(v, str) for v in (call_id, name, arguments)):
@@ -490,7 +505,7 @@ def _chat_messages(input_: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def _chat_message(item: dict[str, Any], where: str) -> dict[str, Any]:
+def _chat_message(item: dict[str, Any], where: str, native: bool = False) -> dict[str, Any]:
     role = item.get("role")
     if role not in ("user", "assistant", "system", "developer"):
         raise InvalidRequest(f"{where}.role must be user, assistant, system or developer.", param=where)
@@ -514,7 +529,7 @@ def _chat_message(item: dict[str, Any], where: str) -> dict[str, Any]:
             if isinstance(part.get("detail"), str):
                 image["detail"] = part["detail"]
             parts.append({"type": "image_url", "image_url": image})
-        elif kind == "refusal":
+        elif kind == "refusal" or (native and kind == "input_file"):
             continue
         else:
             raise InvalidRequest(f"{at}: content parts of type {clip(str(kind))!r} are not supported.", param=at)
@@ -816,3 +831,51 @@ class ChatToResponsesStream:
         response = self._shape.response(status, self._output, self._usage, incomplete)
         kind = "response.completed" if status == "completed" else "response.incomplete"
         return out + self._event(kind, response=response)
+
+
+class ResponsesRelay(StreamTranslator):
+    """A provider's Responses API stream, passed on to a client that asked for one.
+
+    The bytes go out as they come, unless `model_map` renamed the model: then
+    each event is re-sent with the public name in its `response.model`. The usage
+    is read from the final event (`response.completed` or `response.incomplete`).
+    """
+
+    FINAL = (b'"response.completed"', b'"response.incomplete"', b'"response.failed"')
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self._events = EventSplitter()
+
+    def feed(self, piece: bytes) -> bytes:
+        return self._relay(self._events.feed(piece), piece)
+
+    def end(self) -> bytes:
+        return self._relay(self._events.flush(), b"")
+
+    def _relay(self, events: Any, raw: bytes) -> bytes:
+        renamed = self._exchange.renamed
+        out: list[bytes] = []
+        for event in events:
+            final = any(kind in event.data for kind in self.FINAL)
+            data = self._read(event.data, final, renamed) if renamed or final else event.data
+            if renamed:
+                name = b"event: " + event.name + b"\n" if event.name else b""
+                out.append(name + b"data: " + data + b"\n\n")
+        return b"".join(out) if renamed else raw
+
+    def _read(self, raw: bytes, final: bool, renamed: bool) -> bytes:
+        """The event's data: its usage recorded when final, its model the public name when renamed."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw
+        response = data.get("response") if isinstance(data, dict) else None
+        if not isinstance(response, dict):
+            return raw
+        if final:
+            self._exchange.usage = chat_usage(response.get("usage")) or self._exchange.usage
+        if not (renamed and "model" in response):
+            return raw
+        response["model"] = self._exchange.model
+        return orjson.dumps(data)
