@@ -1,8 +1,9 @@
 """End to end: `/v1/messages` and `/v1/responses` streams through the real `llm-wrapper serve`
 process, with the SDKs over a socket (the in-process tests are tests/test_dialects_gateway.py).
 
-What only a real server shows: the translated events arrive as a stream, and a client that
-hangs up mid-stream closes the upstream through the translation layer.
+What only a real server shows: the events (translated, or passed through from a provider that
+speaks the Responses API) arrive as a stream, and a client that hangs up mid-stream closes the
+upstream through either.
 """
 
 from __future__ import annotations
@@ -38,14 +39,19 @@ def test_the_openai_sdk_streams_responses_over_http(client: openai.OpenAI) -> No
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
     assert "".join(deltas) == final.output_text == f"Hello from openai: {text}"
+    assert final.id.startswith("resp_fake")  # the provider's own: passed through
 
 
-@pytest.mark.parametrize("path", ["/v1/messages", "/v1/responses"])
+@pytest.mark.parametrize(("path", "model"), [
+    ("/v1/messages", GPT),
+    ("/v1/responses", GPT),  # passed through: OpenAI speaks the Responses API
+    ("/v1/responses", MODELS["together"]),  # translated through Chat Completions
+])
 def test_client_going_away_closes_the_upstream(
-    gateway: GatewayProcess, token: str, fake_providers: FakeProviders, path: str
+    gateway: GatewayProcess, token: str, fake_providers: FakeProviders, path: str, model: str
 ) -> None:
     text = f"long {uuid.uuid4().hex[:10]}"
-    body: dict = {"model": GPT, "stream": True}
+    body: dict = {"model": model, "stream": True}
     body.update({"max_tokens": 50, "messages": [{"role": "user", "content": text}]} if path == "/v1/messages"
                 else {"input": text})
     with httpx.Client(timeout=20) as http, http.stream(

@@ -534,3 +534,37 @@ def test_the_fake_rejects_search_parameters_like_xai(xai_server):
         )
         assert answer.status_code == 410
         assert answer.json()["error"].startswith("Live search is deprecated")
+
+
+# /v1/responses: passed through to xAI's own /responses ---------------------------------------
+
+
+def test_sdk_responses_pass_through_with_configured_search_as_tools(xai_server, client):
+    """No tools from the client: the configured `search_parameters` become xAI's search tools."""
+    app, _ = xai_server
+    before = len(app.requests)
+    answer = client.responses.create(model="grok-4", input="What happened today?", instructions="Be brief.")
+    ((path, sent),) = app.requests[before:]
+    assert path == "/v1/responses" and "search_parameters" not in sent
+    assert sent == {"model": "grok-4", "input": "What happened today?", "instructions": "Be brief.",
+                    "tools": search_tools(NEWS)}
+    assert answer.output_text == "Grok read the news." and answer.model == "grok-4"
+    assert answer.model_extra["citations"] == fake.CITATIONS  # xAI's own field, passed through
+    assert [item.type for item in answer.output] == [item["type"] for item in fake.RESPONSE["output"]]
+    assert answer.usage.input_tokens == fake.USAGE["input_tokens"]
+
+
+def test_sdk_responses_stream_keeps_the_clients_own_tools_and_says_search_was_skipped(xai_server, client):
+    app, _ = xai_server
+    before = len(app.requests)
+    raw = client.responses.with_raw_response.create(
+        model="grok-4", input="news from x", tools=[{"type": "x_search", "allowed_x_handles": ["xai"]}],
+        stream=True,
+    )
+    assert raw.headers["x-llm-wrapper-search"] == "skipped: the request has its own tools"
+    events = list(raw.parse())
+    assert events[-1].type == "response.completed" and events[-1].response.model == "grok-4"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "".join(fake.ANSWER)
+    ((path, sent),) = app.requests[before:]
+    assert path == "/v1/responses" and sent["stream"] is True and "search_parameters" not in sent
+    assert sent["tools"] == [{"type": "x_search", "allowed_x_handles": ["xai"]}]

@@ -39,7 +39,7 @@ a normal answer: `Hello from <flavor>: <the message>`, in pieces):
 a `response` object with the fake's own `resp_fake…` id whose text is the chat answer's, echoing
 `instructions`, `tools`, `text`, `store` and `previous_response_id`, or, streamed, the events of
 one output text message ending with `response.completed`; usage `PROMPT_TOKENS` in and one token
-per piece out (`fail:NNN` fails like chat's).
+per piece out (`fail:NNN` fails like chat's, and `long` streams like chat's).
 
 `POST /{flavor}/embeddings` answers OpenAI's embeddings shape: one vector of `EMBEDDING_SIZE` per
 input (the n-th all 0.25 n; base64 when asked), `EMBEDDING_TOKENS` prompt tokens per input (an input `fail:NNN` fails like chat's).
@@ -200,9 +200,12 @@ class FakeProviders:
             return web.json_response(answer)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for n, data in enumerate(response_events(answer)):
-            data["sequence_number"] = n
-            await response.write(f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode())
+        events = [f"event: {e['type']}\ndata: {json.dumps({**e, 'sequence_number': n})}\n\n".encode()
+                  for n, e in enumerate(response_events(answer))]
+        if text.startswith("long"):  # the head, then its first delta every 50 ms, as chat's `long`
+            return await self._long(request, response, events[3], text, events[:3])
+        for piece in events:
+            await response.write(piece)
         await response.write_eof()
         return response
 
@@ -244,19 +247,20 @@ class FakeProviders:
                 await response.write(b"data: {this is not json\n\n" + DONE)
                 return response
         if command == "long":
-            return await self._long(request, response, reply, text)
+            return await self._long(request, response, reply.events(False)[0], text)
         for piece in events:
             await response.write(piece)
         await response.write_eof()
         return response
 
     async def _long(
-        self, request: web.Request, response: web.StreamResponse, reply: Reply, text: str
+        self, request: web.Request, response: web.StreamResponse, first: bytes, text: str, head: Any = ()
     ) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LONG_SECONDS
-        first = reply.events(False)[0]
         try:
+            for piece in head:
+                await response.write(piece)
             while loop.time() < deadline:
                 await response.write(first)
                 await asyncio.sleep(0.05)
