@@ -13,8 +13,10 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from llm_wrapper.errors import InvalidRequest
+from llm_wrapper.exchange import Exchange
 from llm_wrapper.sse import EventSplitter
 from llm_wrapper.translation.responses import (
+    ResponsesRelay,
     ChatToResponsesStream,
     ResponseShape,
     chat_body,
@@ -278,3 +280,48 @@ def test_the_gateways_error_event_becomes_response_failed():
     assert events[-1]["type"] == "response.failed"
     assert events[-1]["response"]["error"]["message"] == "upstream broke"
     assert "response.completed" not in [e["type"] for e in events]
+
+
+# a provider's own Responses stream, relayed ----------------------------------------------------
+
+
+RELAYED = [
+    {"type": "response.created", "response": {"id": "resp_1", "model": "upstream-name", "usage": None}},
+    {"type": "response.output_text.delta", "delta": "Hi"},
+    {"type": "response.completed", "response": {"id": "resp_1", "model": "upstream-name",
+                                                "usage": {"input_tokens": 5, "output_tokens": 2}}},
+]
+RELAYED_BYTES = b"".join(b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) + b"\n\n" for e in RELAYED)
+
+
+@pytest.mark.parametrize("renamed", [False, True])
+def test_a_relayed_stream_split_anywhere_keeps_its_bytes_or_renames_and_reads_the_usage(renamed: bool) -> None:
+    exchange = Exchange(model="public-name", stream=True, renamed=renamed)
+    relay = ResponsesRelay(exchange)
+    out = b"".join(relay.feed(RELAYED_BYTES[i:i + 7]) for i in range(0, len(RELAYED_BYTES), 7)) + relay.end()
+    assert exchange.usage == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    if not renamed:
+        assert out == RELAYED_BYTES
+        return
+    events = list(EventSplitter().feed(out))
+    assert [e.name for e in events] == [e["type"].encode() for e in RELAYED]
+    data = [orjson.loads(e.data) for e in events]
+    assert [d.get("response", {}).get("model") for d in data] == ["public-name", None, "public-name"]
+    assert data[1] == RELAYED[1]
+
+
+def test_native_only_features_are_refused_unless_every_deployment_speaks_responses() -> None:
+    request = {
+        "model": "m", "previous_response_id": "resp_0", "store": True, "tools": [{"type": "web_search"}, TOOL],
+        "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file_1"},
+                                               {"type": "input_text", "text": "read it"}]}],
+    }
+    for name in ("previous_response_id", "store", "tools", "input"):  # each alone is refused
+        with pytest.raises(InvalidRequest) as refused:
+            chat_body({"model": "m", "input": "hi", name: request[name]})
+        assert refused.value.param.startswith(name)
+    chat = chat_body(request, native=True)  # only for the gateway's checks: the provider gets `request`
+    assert chat["messages"] == [{"role": "user", "content": "read it"}]
+    assert [t["function"]["name"] for t in chat["tools"]] == [TOOL["name"]]
+    assert chat_body({"model": "m", "input": [{"role": "user", "content": [
+        {"type": "input_file", "file_id": "f"}]}]}, native=True)["messages"] == [{"role": "user", "content": ""}]
