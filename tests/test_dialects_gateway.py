@@ -295,6 +295,17 @@ async def test_responses_pass_through_unchanged_with_usage_and_cost_counted_once
     assert [x["usage"]["prompt_tokens"] for x in lines] == [PROMPT_TOKENS] * 3
 
 
+async def test_a_passed_through_stream_that_breaks_ends_with_an_error_the_sdk_raises(gw: InProcessGateway) -> None:
+    stream = await gw.sdk().responses.create(model=GPT, input="cut off", stream=True)
+    seen: list[str] = []
+    with pytest.raises(openai.APIError, match="OpenAI"):
+        async for event in stream:
+            seen.append(event.type)
+    assert seen[0] == "response.created" and "response.output_text.delta" in seen
+    [line] = [x for x in log_lines(gw) if x.get("api") == "responses"]
+    assert line["status"] == 502
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_renamed_model_is_sent_under_the_providers_name_and_answered_under_its_own(
     gw: InProcessGateway, fakes: FakeProviders, stream: bool

@@ -16,9 +16,9 @@ from llm_wrapper.errors import InvalidRequest
 from llm_wrapper.exchange import Exchange
 from llm_wrapper.sse import EventSplitter
 from llm_wrapper.translation.responses import (
-    ResponsesRelay,
     ChatToResponsesStream,
     ResponseShape,
+    ResponsesRelay,
     chat_body,
     response_object,
 )

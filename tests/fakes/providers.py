@@ -39,7 +39,8 @@ a normal answer: `Hello from <flavor>: <the message>`, in pieces):
 a `response` object with the fake's own `resp_fake…` id whose text is the chat answer's, echoing
 `instructions`, `tools`, `text`, `store` and `previous_response_id`, or, streamed, the events of
 one output text message ending with `response.completed`; usage `PROMPT_TOKENS` in and one token
-per piece out (`fail:NNN` fails like chat's, and `long` streams like chat's).
+per piece out (`fail:NNN` fails like chat's, and `long` streams like chat's; `cut` streams the
+head and one delta, then drops the connection).
 
 `POST /{flavor}/embeddings` answers OpenAI's embeddings shape: one vector of `EMBEDDING_SIZE` per
 input (the n-th all 0.25 n; base64 when asked), `EMBEDDING_TOKENS` prompt tokens per input (an input `fail:NNN` fails like chat's).
@@ -204,8 +205,11 @@ class FakeProviders:
                   for n, e in enumerate(response_events(answer))]
         if text.startswith("long"):  # the head, then its first delta every 50 ms, as chat's `long`
             return await self._long(request, response, events[3], text, events[:3])
-        for piece in events:
+        for piece in events[:4] if text.startswith("cut") else events:
             await response.write(piece)
+        if text.startswith("cut"):  # the head and one delta, then the connection drops
+            request.transport.close()
+            return response
         await response.write_eof()
         return response
 
