@@ -26,7 +26,7 @@ from .fakes.providers import (
 )
 from .fakes.server import free_port
 from .fixtures.inprocess import BASE_URL, InProcessGateway, inprocess_settings, running
-from .fixtures.providers import MODELS, OPENAI_EXTRA, gateway_env, provider_config
+from .fixtures.providers import ADAPTER_NAMES, MODELS, OPENAI_EXTRA, gateway_env, provider_config
 
 GPT = MODELS["openai"]
 FLAKY = "gpt-flaky"  # first on a closed port, then on the fake
@@ -187,6 +187,30 @@ async def test_count_tokens_answers_an_estimate_without_counting(gw: InProcessGa
     with pytest.raises(anthropic.AuthenticationError):
         await claude(gw, "sk-nope-000000000000").messages.count_tokens(
             model=GPT, messages=[{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize("flavor", ADAPTER_NAMES)
+async def test_every_provider_flavour_answers_both_sdks_json_and_streamed(
+    gw: InProcessGateway, fakes: FakeProviders, flavor: str
+) -> None:
+    """Each adapter behind the fakes, through the anthropic SDK and the openai SDK's Responses API
+    (passed through where the provider speaks it, translated elsewhere), whole and streamed."""
+    model, expected = MODELS[flavor], f"Hello from {flavor}: "
+    message = await claude(gw).messages.create(
+        model=model, max_tokens=50, messages=[{"role": "user", "content": f"{flavor} messages"}]
+    )
+    assert message.model == model and message.content[0].text.startswith(expected)
+    async with claude(gw).messages.stream(
+        model=model, max_tokens=50, messages=[{"role": "user", "content": f"{flavor} messages stream"}]
+    ) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
+    assert text.startswith(expected) and "messages stream" in text
+    answer = await gw.sdk().responses.create(model=model, input=f"{flavor} responses")
+    assert answer.model == model and answer.output_text.startswith(expected)
+    async with gw.sdk().responses.stream(model=model, input=f"{flavor} responses stream") as helper:
+        final = await helper.get_final_response()
+    assert final.output_text.startswith(expected) and "responses stream" in final.output_text
+    assert await requests_today(gw, gw.token) == 4
 
 
 # /v1/responses ------------------------------------------------------------------------------
