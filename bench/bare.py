@@ -61,6 +61,18 @@ def create_app(upstream: str) -> FastAPI:
 
         return StreamingResponse(relay(), status_code=answer.status, media_type="text/event-stream")
 
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        body = await request.body()
+        assert session is not None
+        async with session.post(
+            f"{upstream}/json/v1/embeddings",
+            data=body,
+            headers={"Content-Type": "application/json", "Authorization": "Bearer sk-bench"},
+        ) as answer:
+            data = await answer.read()
+        return Response(data, status_code=answer.status, media_type="application/json")
+
     return app
 
 

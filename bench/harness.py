@@ -27,10 +27,13 @@ from .processes import (
 from .pyspy import summarise_profile
 from .upstream import (
     CHUNKS,
+    EMBED_MODEL,
     JSON_MODEL,
     NGINX_CONF,
     SSE_MODEL,
     completion_body,
+    embedding_body,
+    embedding_request,
     request_body,
     stream_body,
 )
@@ -72,7 +75,8 @@ class Bench:
         conf = folder / "nginx.conf"
         conf.write_text(
             NGINX_CONF.format(
-                dir=folder, port=self.nginx_port, json=completion_body(), sse=stream_body()
+                dir=folder, port=self.nginx_port, json=completion_body(), sse=stream_body(),
+                embed=embedding_body(),
             )
         )
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -98,7 +102,7 @@ class Bench:
                 "adapter": "openai",
                 "base_url": f"{upstream}/json/v1",
                 "api_key_env": "BENCH_UPSTREAM_KEY",
-                "supported_models": [JSON_MODEL],
+                "supported_models": [JSON_MODEL, EMBED_MODEL],  # the same nginx folder serves both
                 "payload_extra_parameters": {},
             },
             "bench_sse": {
@@ -195,16 +199,21 @@ class Bench:
         wait_http(f"http://127.0.0.1:{self.bare_port}/", self.bare, log)
 
     def write_scripts(self) -> None:
-        for mode, model, stream in (("json", JSON_MODEL, False), ("sse", SSE_MODEL, True)):
+        for mode, body in (
+            ("json", request_body(JSON_MODEL, False)),
+            ("sse", request_body(SSE_MODEL, True)),
+            ("embed", embedding_request()),
+        ):
             path = self.work / f"{mode}.lua"
-            path.write_text(lua_single(request_body(model, stream), self.token))
+            path.write_text(lua_single(body, self.token))
             self.scripts[mode] = path
 
     def url(self, mode: str, target: str) -> str:
+        endpoint = "embeddings" if mode == "embed" else "chat/completions"
         if target == "direct":
-            return f"http://127.0.0.1:{self.nginx_port}/{mode}/v1/chat/completions"
+            return f"http://127.0.0.1:{self.nginx_port}/{'json' if mode == 'embed' else mode}/v1/{endpoint}"
         port = self.bare_port if target == "bare" else self.gateway_port
-        return f"http://127.0.0.1:{port}/v1/chat/completions"
+        return f"http://127.0.0.1:{port}/v1/{endpoint}"
 
     def check_answers(self) -> None:
         """One request of each kind first: a broken server fails loudly, not as 500s in a table."""
@@ -213,6 +222,10 @@ class Bench:
             status, body = post(url, request_body(JSON_MODEL, False), self.token)
             if status != 200 or json.loads(body).get("object") != "chat.completion":
                 raise SystemExit(f"the {target}'s JSON answer is wrong ({status}): {body[:500]!r}")
+            if "embed" in self.args.mode_list:
+                status, body = post(self.url("embed", target), embedding_request(), self.token)
+                if status != 200 or json.loads(body).get("object") != "list":
+                    raise SystemExit(f"the {target}'s embeddings answer is wrong ({status}): {body[:500]!r}")
             status, body = post(url, request_body(SSE_MODEL, True), self.token)
             chunks = body.count(b'"chat.completion.chunk"')
             if status != 200 or chunks != CHUNKS or not body.rstrip().endswith(b"data: [DONE]"):

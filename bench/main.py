@@ -40,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-soak", action="store_true", help="skip the memory soak")
     p.add_argument(
-        "--modes", default="json,sse", help="comma-separated loads to run: json, sse (default both)"
+        "--modes",
+        default="json,sse",
+        help="comma-separated loads to run: json, sse, embed (/v1/embeddings) (default json,sse)",
     )
     p.add_argument(
         "--profile", action="store_true", help="also profile a JSON and an SSE run with py-spy"
@@ -85,8 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.duration <= 0 or args.duration > 600:
         p.error("--duration: between 0 and 600 seconds")
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not args.mode_list or not set(args.mode_list) <= {"json", "sse"}:
-        p.error("--modes: json, sse or both, comma-separated")
+    if not args.mode_list or not set(args.mode_list) <= {"json", "sse", "embed"}:
+        p.error("--modes: json, sse, embed, comma-separated")
     if not 1 <= args.workers <= 8:
         p.error("--workers: between 1 and 8")
     return args
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"  non-2xx {run.non2xx}  socket errors {run.socket_errors}",
                         file=sys.stderr,
                     )
-        modes = ("json", "sse") if args.profile else ()
+        modes = args.mode_list if args.profile else ()
         profiles = [bench.profile(mode, args.duration) for mode in modes]
         soak = None
         if not args.no_soak:
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             and args.database == "sqlite"
             and args.workers == 1
             and not args.failover
-            and len(args.mode_list) == 2
+            and args.mode_list == ["json", "sse"]
         )
         if args.no_doc or (args.doc is None and not full):
             print("\ndocs/benchmarks.md left as it is (only a full run or --doc PATH writes it)")

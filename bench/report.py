@@ -112,6 +112,16 @@ def verdicts(
                     r.gateway_cpu_ms <= TARGETS[cpu_key],
                 )
             )
+    embed, chat = find(runs, "embed", "gateway", 32), find(runs, "json", "gateway", 32)
+    if embed and chat and embed.gateway_cpu_ms is not None and chat.gateway_cpu_ms is not None:
+        out.append(
+            (
+                "gateway CPU per embeddings request, 32 connections",
+                "≤ a JSON chat request's",
+                f"{embed.gateway_cpu_ms:.3f} ms vs {chat.gateway_cpu_ms:.3f} ms",
+                embed.gateway_cpu_ms <= chat.gateway_cpu_ms,
+            )
+        )
     for mode in ("json", "sse"):
         g, d = find(runs, mode, "gateway", 1), find(runs, mode, "direct", 1)
         if g and d:

@@ -1,8 +1,9 @@
 """The fake upstream: what nginx answers in place of a provider, and what is asked of it.
 
-A fixed chat completion (with usage) at `/json/v1/chat/completions` and a fixed
+A fixed chat completion (with usage) at `/json/v1/chat/completions`, a fixed
 stream of CHUNKS `chat.completion.chunk` events and `data: [DONE]` at
-`/sse/v1/chat/completions`, both served by nginx from its configuration.
+`/sse/v1/chat/completions`, and a fixed embeddings answer at `/json/v1/embeddings`,
+all served by nginx from its configuration.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 CHUNKS = 20
 JSON_MODEL = "bench-json"
 SSE_MODEL = "bench-sse"
+EMBED_MODEL = "bench-embed"
+EMBED_DIMENSIONS = 256
 
 
 
@@ -58,6 +61,26 @@ def stream_body() -> str:
     return "".join(events) + "data: [DONE]\n\n"
 
 
+def embedding_body() -> str:
+    """An embeddings answer of one vector (base64, as the openai SDK asks by default)."""
+    vector = "AAAAAA" * (EMBED_DIMENSIONS // 4 * 4 // 6 + 1)
+    return json.dumps(
+        {
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+            "model": EMBED_MODEL,
+            "usage": {"prompt_tokens": 5, "total_tokens": 5},
+        },
+        separators=(",", ":"),
+    )
+
+
+def embedding_request() -> str:
+    return json.dumps(
+        {"model": EMBED_MODEL, "input": "Say hello.", "encoding_format": "base64"}, separators=(",", ":")
+    )
+
+
 def request_body(model: str, stream: bool) -> str:
     body: dict[str, object] = {
         "model": model,
@@ -88,6 +111,10 @@ http {{
         location = /json/v1/chat/completions {{
             default_type application/json;
             return 200 '{json}';
+        }}
+        location = /json/v1/embeddings {{
+            default_type application/json;
+            return 200 '{embed}';
         }}
         location = /sse/v1/chat/completions {{
             default_type text/event-stream;
