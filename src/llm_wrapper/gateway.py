@@ -461,11 +461,11 @@ def passed_on(
 
 
 def _attempted(entry: dict[str, Any], deployment: Deployment, status: int, sent: float) -> None:
-    """One upstream call, for the analytics line and the attempts counter."""
-    entry["attempts"].append({
-        "provider": deployment.key, "model": deployment.upstream_model, "status": status,
-        "ms": round((time.perf_counter() - sent) * 1000, 2),
-    })
+    """One upstream call, for the analytics line, the attempts counter and the deployment's health."""
+    ms = round((time.perf_counter() - sent) * 1000, 2)
+    entry["attempts"].append({"provider": deployment.key, "model": deployment.upstream_model, "status": status, "ms": ms})
+    if status != CLIENT_CLOSED:  # a client that left says nothing about the provider
+        deployment.health.record(ms, status != 200)
     if status == 200:
         deployment.fails = 0
         deployment.ok.inc()

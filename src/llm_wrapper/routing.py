@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from . import metrics
@@ -37,6 +38,7 @@ from .errors import (
     UpstreamUnreachable,
     clip,
 )
+from .health import Health
 from .providers import Provider
 
 FIRST_BACKOFF = 0.25  # seconds before the first retry of one deployment; doubled each time
@@ -46,7 +48,7 @@ MAX_RETRY_AFTER = 10.0  # a provider's Retry-After up to this is waited out; lon
 class Deployment:
     """One provider entry serving one model, and its health in this process."""
 
-    __slots__ = ("cool_until", "fails", "in_flight", "key", "model", "ok", "priority", "provider",
+    __slots__ = ("cool_until", "fails", "health", "in_flight", "key", "model", "ok", "priority", "provider",
                  "renamed", "upstream_model", "weight")
 
     def __init__(self, provider: Provider, model: str) -> None:
@@ -62,6 +64,7 @@ class Deployment:
         self.cool_until = 0.0  # on the router's clock
         self.in_flight = 0
         self.ok = metrics.UPSTREAM_ATTEMPTS.labels(self.key, "ok")  # bound once: the hot path's counter
+        self.health = Health()  # the last hour, for the operator console
 
     def __repr__(self) -> str:
         return f"<Deployment {self.key}:{self.model}>"
@@ -137,6 +140,21 @@ class Router:
             deployment.cool_until = max(deployment.cool_until, self.clock() + seconds)
             deployment.fails = 0
             metrics.COOLDOWNS.labels(deployment.key).inc()
+
+    def health_rows(self) -> list[dict[str, object]]:
+        """One row per deployment (by provider, then model): the last hour in this process and
+        the cooldown now, as `GET /v1/admin/providers` serves it."""
+        now, wall = self.clock(), time.time()
+        rows = []
+        for deployment in sorted((d for g in self.groups.values() for d in g), key=lambda d: (d.key, d.model)):
+            cooling = deployment.cool_until > now
+            until = datetime.fromtimestamp(wall + deployment.cool_until - now, UTC) if cooling else None
+            iso = until.isoformat(timespec="seconds").replace("+00:00", "Z") if until else None
+            rows.append({
+                "provider": deployment.key, "model": deployment.model, **deployment.health.summary(),
+                "cooling_down_until": iso,
+            })
+        return rows
 
     # the pick ----------------------------------------------------------
 

@@ -7,6 +7,8 @@ Off (every path 404) unless the key is set. The key is compared in constant time
     PATCH  /v1/admin/tokens/{id}    any of {"rate_limit", "expiry", "budget_usd", "budget_period", "models"}
     DELETE /v1/admin/tokens/{id}    by the id `tokens list` shows
     GET    /v1/admin/usage          ?start=&end=&username= : everyone's usage rows (see `reports.py`)
+    GET    /v1/admin/providers      each deployment's last hour in this process (see `health.py`)
+    GET    /v1/admin/monitors       every monitor, as `monitors list --json`, with `events_waiting`
 """
 
 from __future__ import annotations
@@ -91,6 +93,22 @@ async def usage(
     first, last = usage_period(start, end, services.auth.clock().date())
     rows = await services.store.usage.usage(first, last, check_text(username, "username") if username else None)
     return json_response({"object": "list", "data": grouped(rows)})
+
+
+@router.get("/providers")
+async def providers(_: Admin, services: ServicesDep) -> Response:
+    return json_response({"object": "list", "data": services.gateway.router.health_rows()})
+
+
+@router.get("/monitors")
+async def monitors(_: Admin, services: ServicesDep) -> Response:
+    """Two statements whatever the number of monitors: the listing and the waiting counts."""
+    listed = await services.monitors.list()
+    waiting = await services.store.count_waiting()
+    return json_response({
+        "object": "list",
+        "data": [{**m.to_json(), "events_waiting": waiting.get(m.monitor_id, 0)} for m in listed],
+    })
 
 
 async def _find(services: Services, token_id: str) -> TokenRecord:

@@ -92,6 +92,7 @@ class Store:
     get_monitor = part("monitors", MonitorStore.get_monitor)
     list_monitors = part("monitors", MonitorStore.list_monitors)
     count_active_monitors = part("monitors", MonitorStore.count_active_monitors)
+    count_waiting = part("monitors", MonitorStore.count_waiting)
     deactivate_monitor = part("monitors", MonitorStore.deactivate_monitor)
     expire_monitors = part("monitors", MonitorStore.expire_monitors)
     claim_cancels = part("monitors", MonitorStore.claim_cancels)

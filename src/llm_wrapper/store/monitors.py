@@ -91,6 +91,10 @@ CLAIM_UPDATES = sql(
     f"{{skip_locked}}) AND processed_at IS NULL RETURNING {GROUP}"
 )
 COUNT_UPDATES = sql(f"SELECT COUNT(*) FROM event_groups WHERE {WAITING}")
+COUNT_WAITING = sql(
+    "SELECT monitor_id, COUNT(*) FROM event_groups WHERE fetch_state = 'fetched' AND processed_at IS NULL "
+    "GROUP BY monitor_id"
+)
 LAST_PROCESSED_AT = sql(f"SELECT MAX(processed_at) FROM event_groups WHERE monitor_id IN ({USER_MONITORS})")
 LIST_EVENT_GROUPS = sql(f"SELECT {GROUP} FROM event_groups ORDER BY received_at, id")
 LIST_MONITORS_GROUPS = sql(f"SELECT {GROUP} FROM event_groups WHERE monitor_id = :id ORDER BY received_at, id")
@@ -235,6 +239,10 @@ class MonitorStore:
         """The user's fetched, unprocessed event groups."""
         rows = await self.db.rows(COUNT_UPDATES, {"user": check_text(username, "username")})
         return int(rows[0][0])
+
+    async def count_waiting(self) -> dict[str, int]:
+        """Fetched, unprocessed event groups per monitor id (monitors with none are absent)."""
+        return {row[0]: int(row[1]) for row in await self.db.rows(COUNT_WAITING)}
 
     async def last_processed_at(self, username: str) -> datetime | None:
         rows = await self.db.rows(LAST_PROCESSED_AT, {"user": check_text(username, "username")})
