@@ -3,6 +3,7 @@ process, after real upstream calls to a fake provider and a closed port) and `/v
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,11 +13,20 @@ from llm_wrapper.health import MINUTES, SAMPLES, Health
 from llm_wrapper.monitors.records import Monitor
 
 from .fakes.scripted import ScriptedProvider, Status
+from .fakes.server import serving
 from .test_monitor_store import fetched_group
-from .test_routing_e2e import ask, routed, routed_config, upstream  # noqa: F401  (a fixture)
+from .test_routing_e2e import ask, routed, routed_config
 
 ADMIN_KEY = "admin-key-for-console-tests-0123"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[ScriptedProvider]:
+    async with serving(ScriptedProvider()) as fake:
+        yield fake
+
+
 FIELDS = {"provider", "model", "requests", "errors", "error_rate", "p50_ms", "p95_ms", "cooling_down_until"}
 
 
