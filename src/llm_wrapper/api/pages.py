@@ -1,4 +1,4 @@
-"""The web pages: landing, monitor form, account, payment outcomes.
+"""The web pages: landing, monitor form, account, the operator console, payment outcomes.
 
 `install(app)` loads the templates once, mounts the stylesheet and scripts at
 `/static` and adds the routes. The pages hold no secrets: the monitor form and
@@ -90,6 +90,13 @@ async def create_monitor(request: Request, services: ServicesDep) -> Response:
 @router.get("/account")
 async def account(request: Request) -> Response:
     return render(request, "account.html", "account")
+
+
+@router.get("/admin")
+async def admin(request: Request, services: ServicesDep) -> Response:
+    """The operator console: it only says whether it is on; everything else it asks the admin API."""
+    key = services.settings.llm_wrapper_admin_key
+    return render(request, "admin.html", "admin", enabled=bool(key and key.get_secret_value()))
 
 
 @router.get("/payment/success")

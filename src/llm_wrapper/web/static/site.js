@@ -42,11 +42,12 @@
   function tokenKeeper(field, onForget) {
     const input = field.querySelector("input");
     const held = field.querySelector(".held");
+    const empty = input.placeholder;
     let token = null;
 
     function show() {
       held.hidden = token === null;
-      input.placeholder = token === null ? "llmw_…" : "Held in memory";
+      input.placeholder = token === null ? empty : "Held in memory";
     }
     field.querySelector("[data-forget-token]").addEventListener("click", function () {
       token = null;
