@@ -19,6 +19,10 @@
     const value = Number(n || 0);
     return "$" + (value !== 0 && Math.abs(value) < 0.01 ? value.toPrecision(2) : value.toFixed(2));
   }
+  function money(n) {  /* a headline figure: cents */
+    const value = Number(n || 0);
+    return value > 0 && value < 0.01 ? "<$0.01" : "$" + value.toFixed(2);
+  }
   function cell(row, value, className) {
     const td = row.insertCell();
     td.textContent = value === null || value === undefined || value === "" ? "—" : String(value);
@@ -245,7 +249,7 @@
     }
     const sum = function (list) { return list.reduce(function (s, d) { return s + d.value; }, 0); };
     $("usage-summary").textContent = count(sum(series.requests)) + " requests, " + count(sum(series.tokens)) + " tokens, " +
-      usd(sum(series.cost)) + " over the last " + days + " days (UTC days).";
+      money(sum(series.cost)) + " over the last " + days + " days (UTC days).";
     L.barChart($("chart-requests"), series.requests, { label: "Requests per day", format: count });
     L.barChart($("chart-tokens"), series.tokens, { label: "Tokens per day", format: count, tone: "chart-bar-tokens" });
     L.barChart($("chart-cost"), series.cost, { label: "Cost per day", format: usd, tone: "chart-bar-cost" });
