@@ -17,7 +17,8 @@
   function count(n) { return Number(n || 0).toLocaleString("en-US"); }
   function usd(n) {
     const value = Number(n || 0);
-    return "$" + (value !== 0 && Math.abs(value) < 0.01 ? value.toPrecision(2) : value.toFixed(2));
+    if (value === 0 || Math.abs(value) >= 0.01) return "$" + value.toFixed(2);
+    return "$" + value.toFixed(Math.min(9, 1 - Math.floor(Math.log10(Math.abs(value)))));  /* two figures, no exponent */
   }
   function money(n) {  /* a headline figure: cents */
     const value = Number(n || 0);
@@ -28,6 +29,15 @@
     td.textContent = value === null || value === undefined || value === "" ? "—" : String(value);
     if (className) td.className = className;
     return td;
+  }
+  /* Each cell names its column (shown before it when a phone-width screen stacks the rows). */
+  function labelled(body) {
+    const heads = body.closest("table").tHead.rows[0].cells;
+    Array.prototype.forEach.call(body.rows, function (row) {
+      Array.prototype.forEach.call(row.cells, function (c, i) {
+        if (c.colSpan === 1 && !c.classList.contains("row-actions") && heads[i]) c.dataset.label = heads[i].textContent;
+      });
+    });
   }
   function empty(body, columns, message) {
     const td = body.insertRow().insertCell();
@@ -84,7 +94,7 @@
       }
       cell(row, count(t.requests_today) + " / " + count(t.rate_limit));
       cell(row, count(t.lifetime_requests));
-      cell(row, t.budget_usd === null ? usd(t.spent_usd) + " (no budget)" : usd(t.spent_usd) + " / " + usd(t.budget_usd) + " a " + t.budget_period);
+      cell(row, t.budget_usd === null ? usd(t.spent_usd) + " · no budget" : usd(t.spent_usd) + " / " + usd(t.budget_usd) + " a " + t.budget_period);
       cell(row, t.models ? t.models.join(", ") : "all");
       const actions = row.insertCell();
       actions.className = "row-actions";
@@ -102,6 +112,7 @@
       remove.addEventListener("click", function () { removeToken(t); });
     });
     if (!shown.length) empty(body, 8, tokens.length ? "No token’s username matches." : "No tokens yet.");
+    labelled(body);
     $("token-count").textContent = shown.length + " of " + tokens.length + " token" + (tokens.length === 1 ? "" : "s") + " shown.";
   }
 
@@ -228,6 +239,7 @@
       cell(row, usd(sums[name].cost), "num");
     });
     if (!ranked.length) empty(body, 4, "No requests in this period.");
+    labelled(body);
   }
 
   async function loadUsage() {
@@ -287,6 +299,7 @@
       cooling.prepend(badge);
     });
     if (!body.rows.length) empty(body, 7, "No providers are configured.");
+    labelled(body);
   }
 
   function age(iso) {
@@ -318,6 +331,7 @@
       cell(row, count(m.events_waiting), "num");
     });
     if (!active.length) empty(body, 5, "No active monitors.");
+    labelled(body);
     $("monitor-count").textContent = active.length + " active, " + (all.length - active.length) + " deactivated.";
   }
 
