@@ -153,6 +153,28 @@ def test_the_console_tour(page: Page, phone_page: Page, console: GatewayProcess,
     assert tab.problems == []  # type: ignore[attr-defined]
 
 
+def test_the_console_works_from_the_keyboard(page: Page, console: GatewayProcess) -> None:
+    page.goto(console.url + "/admin", wait_until="load")
+    page.get_by_label("Admin key").focus()
+    page.keyboard.type(ADMIN_KEY)
+    page.keyboard.press("Enter")
+    expect(page.locator("#console")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Tokens")).to_be_focused()
+    row = page.locator("#token-rows tr").filter(has_text="bob")
+    row.get_by_role("button", name="Edit").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#edit-limit")).to_be_focused()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("1001")
+    page.keyboard.press("Enter")
+    expect(row).to_contain_text("1 / 1,001")
+    expect(row.get_by_role("button", name="Edit")).to_be_focused()
+    expect(page.locator("#edit-form")).to_be_hidden()
+    assert_key_hidden(page)
+    assert page.problems == []  # type: ignore[attr-defined]
+
+
 def test_a_wrong_key_is_refused_and_forgotten(page: Page, console: GatewayProcess, screenshots) -> None:
     page.goto(console.url + "/admin", wait_until="load")
     page.get_by_label("Admin key").fill("not-the-key")
