@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from . import metrics
 from .config import RoutingConfig
@@ -141,11 +142,11 @@ class Router:
             deployment.fails = 0
             metrics.COOLDOWNS.labels(deployment.key).inc()
 
-    def health_rows(self) -> list[dict[str, object]]:
+    def health_rows(self) -> list[dict[str, Any]]:
         """One row per deployment (by provider, then model): the last hour in this process and
         the cooldown now, as `GET /v1/admin/providers` serves it."""
         now, wall = self.clock(), time.time()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for deployment in sorted((d for g in self.groups.values() for d in g), key=lambda d: (d.key, d.model)):
             cooling = deployment.cool_until > now
             until = datetime.fromtimestamp(wall + deployment.cool_until - now, UTC) if cooling else None
