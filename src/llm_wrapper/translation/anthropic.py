@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidRequest
-from ..sse import EventSplitter
+from .chat_stream import ChatStreamReader
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -325,7 +325,7 @@ def _event(kind: str, data: dict[str, Any]) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **data}) + b"\n\n"
 
 
-class MessagesStream:
+class MessagesStream(ChatStreamReader):
     """`chat.completion.chunk` SSE in (as the gateway sends it to Chat clients), Anthropic events out.
 
     Text deltas go into a text block; each tool call (by its index) into a
@@ -338,56 +338,29 @@ class MessagesStream:
     """
 
     def __init__(self, model: str) -> None:
+        super().__init__()
         self._model = model
-        self._events = EventSplitter()
-        self._started = False
-        self._finished = False
         self._block: tuple[str, int] | None = None  # ("text", 0) or ("tool", chat tool index)
         self._index = -1  # the Anthropic index of the open or last block
         self._stop_reason = "end_turn"
-        self._usage: dict[str, int] | None = None
+        self._usage_seen: dict[str, int] | None = None
 
-    def feed(self, piece: bytes) -> bytes:
-        return b"".join(self._translate(event.data) for event in self._events.feed(piece))
+    def _text(self, text: str) -> bytes:
+        return self._open("text", 0, {"type": "text", "text": ""}) + self._delta(
+            {"type": "text_delta", "text": text}
+        )
 
-    def end(self) -> bytes:
-        out = b"".join(self._translate(event.data) for event in self._events.flush())
-        return out + self._finish()
+    def _finish_reason(self, reason: str) -> None:
+        self._stop_reason = STOP_REASONS.get(reason, "end_turn")
 
-    def _translate(self, data: bytes) -> bytes:
-        if self._finished:
-            return b""
-        if data == b"[DONE]":
-            return self._finish()
-        chunk = orjson.loads(data)
-        if not isinstance(chunk, dict):
-            return b""
-        if "error" in chunk and "choices" not in chunk:
-            failed = chunk["error"] if isinstance(chunk["error"], dict) else {}
-            self._finished = True
-            text = failed.get("message") if isinstance(failed.get("message"), str) else "The stream failed."
-            # After the headers the status is gone: every failure mid-stream is Anthropic's api_error.
-            return self._start(chunk) + _event("error", {"error": {"type": "api_error", "message": text}})
-        out = [self._start(chunk)]
-        if chunk.get("usage"):
-            self._usage = usage(chunk["usage"])
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue  # Anthropic has one answer: the first choice
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                out.append(self._open("text", 0, {"type": "text", "text": ""}))
-                out.append(self._delta({"type": "text_delta", "text": delta["content"]}))
-            for call in delta.get("tool_calls") or ():
-                out.append(self._tool(call))
-            if choice.get("finish_reason"):
-                self._stop_reason = STOP_REASONS.get(choice["finish_reason"], "end_turn")
-        return b"".join(out)
+    def _usage(self, chat: dict[str, Any]) -> None:
+        self._usage_seen = usage(chat)
+
+    def _failed(self, message: str) -> bytes:
+        # After the headers the status is gone: every failure mid-stream is Anthropic's api_error.
+        return _event("error", {"error": {"type": "api_error", "message": message}})
 
     def _start(self, chunk: dict[str, Any]) -> bytes:
-        if self._started:
-            return b""
-        self._started = True
         message: dict[str, Any] = {
             "id": message_id(chunk.get("id")),
             "type": "message",
@@ -400,9 +373,7 @@ class MessagesStream:
         }
         return _event("message_start", {"message": message})
 
-    def _tool(self, call: Any) -> bytes:
-        if not isinstance(call, dict):
-            return b""
+    def _tool(self, call: dict[str, Any]) -> bytes:
         function = call.get("function") or {}
         index = call.get("index", 0)
         out = b""
@@ -437,10 +408,7 @@ class MessagesStream:
         return _event("content_block_stop", {"index": self._index})
 
     def _finish(self) -> bytes:
-        if self._finished:
-            return b""
-        self._finished = True
-        out = self._start({}) + self._close()
+        out = self._close()
         delta = {"stop_reason": self._stop_reason, "stop_sequence": None}
-        out += _event("message_delta", {"delta": delta, "usage": self._usage or {"output_tokens": 0}})
+        out += _event("message_delta", {"delta": delta, "usage": self._usage_seen or {"output_tokens": 0}})
         return out + _event("message_stop", {})

@@ -37,6 +37,7 @@ from ..exchange import (
     usage_chunk,
 )
 from ..sse import DONE, EventSplitter, encode
+from .chat_stream import ChatStreamReader
 
 # request mapping -----------------------------------------------------------
 
@@ -676,7 +677,7 @@ def response_object(completion: dict[str, Any], shape: ResponseShape) -> dict[st
     return shape.response(status, output, completion.get("usage"), incomplete)
 
 
-class ChatToResponsesStream:
+class ChatToResponsesStream(ChatStreamReader):
     """`chat.completion.chunk` SSE in, Responses stream events out.
 
     Opens with `response.created` and `response.in_progress`; text goes into
@@ -690,92 +691,58 @@ class ChatToResponsesStream:
     """
 
     def __init__(self, shape: ResponseShape) -> None:
+        super().__init__()
         self._shape = shape
-        self._events = EventSplitter()
         self._sequence = 0
-        self._started = False
-        self._finished = False
         self._output: list[dict[str, Any]] = []
         self._open: tuple[str, int] | None = None  # ("text", 0) or ("tool", chat tool index)
-        self._text = ""
-        self._finish: Any = None
-        self._usage: Any = None
-
-    def feed(self, piece: bytes) -> bytes:
-        return b"".join(self._translate(event.data) for event in self._events.feed(piece))
-
-    def end(self) -> bytes:
-        out = b"".join(self._translate(event.data) for event in self._events.flush())
-        return out + self._complete()
+        self._written = ""
+        self._finished_by: Any = None  # the chat finish reason
+        self._usage_seen: Any = None
 
     def _event(self, kind: str, **data: Any) -> bytes:
         self._sequence += 1
         body = {"type": kind, "sequence_number": self._sequence, **data}
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
 
-    def _translate(self, data: bytes) -> bytes:
-        if self._finished:
-            return b""
-        if data == b"[DONE]":
-            return self._complete()
-        chunk = orjson.loads(data)
-        if not isinstance(chunk, dict):
-            return b""
-        out = [self._start()]
-        if "error" in chunk and "choices" not in chunk:
-            failed = chunk["error"] if isinstance(chunk["error"], dict) else {}
-            self._finished = True
-            response = self._shape.response("failed", self._output)
-            response["error"] = {
-                "code": "server_error",
-                "message": failed.get("message") if isinstance(failed.get("message"), str) else "The stream failed.",
-            }
-            return out[0] + self._event("response.failed", response=response)
-        if chunk.get("usage"):
-            self._usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                out.append(self._text_delta(delta["content"]))
-            for call in delta.get("tool_calls") or ():
-                if isinstance(call, dict):
-                    out.append(self._call_delta(call))
-            if choice.get("finish_reason"):
-                self._finish = choice["finish_reason"]
-        return b"".join(out)
+    def _usage(self, usage: dict[str, Any]) -> None:
+        self._usage_seen = usage
 
-    def _start(self) -> bytes:
-        if self._started:
-            return b""
-        self._started = True
+    def _finish_reason(self, reason: str) -> None:
+        self._finished_by = reason
+
+    def _failed(self, message: str) -> bytes:
+        response = self._shape.response("failed", self._output)
+        response["error"] = {"code": "server_error", "message": message}
+        return self._event("response.failed", response=response)
+
+    def _start(self, chunk: dict[str, Any]) -> bytes:
         response = self._shape.response("in_progress", [])
         return self._event("response.created", response=response) + self._event(
             "response.in_progress", response=response
         )
 
-    def _text_delta(self, text: str) -> bytes:
+    def _text(self, text: str) -> bytes:
         out = b""
         if self._open != ("text", 0):
             out = self._close()
             item = _message_item(f"msg_{uuid.uuid4().hex}", "", "in_progress")
             self._output.append(item)
-            self._open, self._text = ("text", 0), ""
+            self._open, self._written = ("text", 0), ""
             index = len(self._output) - 1
             out += self._event("response.output_item.added", output_index=index, item=item)
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             out += self._event(
                 "response.content_part.added", item_id=item["id"], output_index=index, content_index=0, part=part
             )
-        self._text += text
+        self._written += text
         item = self._output[-1]
         return out + self._event(
             "response.output_text.delta", item_id=item["id"], output_index=len(self._output) - 1,
             content_index=0, delta=text, logprobs=[],
         )
 
-    def _call_delta(self, call: dict[str, Any]) -> bytes:
+    def _tool(self, call: dict[str, Any]) -> bytes:
         function = call.get("function") or {}
         index = call.get("index", 0)
         out = b""
@@ -806,12 +773,12 @@ class ChatToResponsesStream:
         index = len(self._output) - 1
         item = self._output[index]
         if kind == "text":
-            done = _message_item(item["id"], self._text)
+            done = _message_item(item["id"], self._written)
             self._output[index] = done
             part = done["content"][0]
             return (
                 self._event("response.output_text.done", item_id=item["id"], output_index=index,
-                            content_index=0, text=self._text, logprobs=[])
+                            content_index=0, text=self._written, logprobs=[])
                 + self._event("response.content_part.done", item_id=item["id"], output_index=index,
                               content_index=0, part=part)
                 + self._event("response.output_item.done", output_index=index, item=done)
@@ -822,13 +789,10 @@ class ChatToResponsesStream:
             name=item["name"], arguments=item["arguments"],
         ) + self._event("response.output_item.done", output_index=index, item=item)
 
-    def _complete(self) -> bytes:
-        if self._finished:
-            return b""
-        self._finished = True
-        out = self._start() + self._close()
-        status, incomplete = _status(self._finish)
-        response = self._shape.response(status, self._output, self._usage, incomplete)
+    def _finish(self) -> bytes:
+        out = self._close()
+        status, incomplete = _status(self._finished_by)
+        response = self._shape.response(status, self._output, self._usage_seen, incomplete)
         kind = "response.completed" if status == "completed" else "response.incomplete"
         return out + self._event(kind, response=response)
 
