@@ -304,6 +304,7 @@ class Bench:
                 f"py-spy wrote nothing: {spy.stderr.read().decode() if spy.stderr else ''}"
             )
         if out := self.args.profile_out:
+            out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(raw, out.with_name(f"{out.stem}-{mode}{out.suffix}"))
         return {"mode": mode, "run": run, **summarise_profile(raw.read_text())}
 

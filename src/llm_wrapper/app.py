@@ -16,6 +16,7 @@ from . import redaction
 from .analytics import AnalyticsLog
 from .api import admin, chat, dialects, docs, health, me, origin, pages, webhooks
 from .api import monitors as monitors_api
+from .api.hot import GatewayApp
 from .auth import Authorizer
 from .config import load_config
 from .errors import GatewayError, InvalidRequest, NotFound, error_response, status_type
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await usage.close()  # the requests in flight have finished: write their usage
             await store.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="llm-wrapper",
         summary="An OpenAI-compatible LLM gateway",
         lifespan=lifespan,
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.public_base_url = settings.public_base_url
     app.include_router(chat.router)
     app.include_router(dialects.router)
+    app.hot_routes = {**chat.HOT, **dialects.HOT}
     app.include_router(health.router)
     if settings.metrics_port is None:  # else only the separate listener serves it (server.py)
         app.include_router(health.metrics_router)

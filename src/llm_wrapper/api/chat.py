@@ -29,7 +29,9 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
-router.add_route("/v1/chat/completions", chat_completions, methods=["POST"], include_in_schema=False)
+HOT = {"/v1/chat/completions": chat_completions}  # served before FastAPI's middleware (hot.py)
+for _path, _endpoint in HOT.items():
+    router.add_route(_path, _endpoint, methods=["POST"], include_in_schema=False)
 
 
 def _model_object(model: ModelListing) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 
 Like the chat route, they are plain Starlette endpoints. `/v1/messages` answers its errors in
 Anthropic's shape (with the same status and headers); the others in OpenAI's, by the app's
-handler, as chat does.
+handler, as chat does. All but `count_tokens` are served before FastAPI's middleware (hot.py).
 """
 
 from __future__ import annotations
@@ -86,7 +86,6 @@ async def embeddings(request: Request) -> Response:
     return await services.gateway.chat(_incoming(request, request.headers.get("authorization")), dialects.Embeddings())
 
 
-router.add_route("/v1/messages", messages, methods=["POST"], include_in_schema=False)
-router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"], include_in_schema=False)
-router.add_route("/v1/responses", responses, methods=["POST"], include_in_schema=False)
-router.add_route("/v1/embeddings", embeddings, methods=["POST"], include_in_schema=False)
+HOT = {"/v1/messages": messages, "/v1/responses": responses, "/v1/embeddings": embeddings}  # see hot.py
+for _path, _endpoint in {**HOT, "/v1/messages/count_tokens": count_tokens}.items():
+    router.add_route(_path, _endpoint, methods=["POST"], include_in_schema=False)
