@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,8 @@ from .store import Store, StoreUnavailable, open_store
 from .usage import UsageRecorder
 
 log = logging.getLogger(__name__)
+
+GC_YOUNGEST = 20_000  # objects made (less those freed) before the youngest generation is collected
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.services.extras["migrating"] = migrating
         await registry.start()
         usage.start()
+        _settle_garbage_collector()
         try:
             async with monitor_worker.running(monitors, settings):
                 yield
@@ -107,6 +111,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pages.install(app)  # the web pages and /static
     _install_error_handlers(app)
     return app
+
+
+def _settle_garbage_collector() -> None:
+    """Move what start-up made out of the collector's sight (`gc.freeze`) and let more objects be
+    made between collections: a request makes a few hundred short-lived objects, and the youngest
+    generation's default of 700 collected several times a request's worth of them. Cycles are still
+    collected, only less often (docs/benchmarks.md has the figures)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNGEST, 20, 50)
 
 
 async def _migrate_or_keep_trying(store: Store) -> asyncio.Task[None] | None:
