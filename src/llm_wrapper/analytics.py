@@ -47,9 +47,14 @@ class AnalyticsLog:
 
     def record(self, **fields: Any) -> None:
         """Queue one line; never raises for a full disk or a field's value."""
-        line = {key: bounded(value) for key, value in fields.items()}
-        line["time"] = self._iso_now()
-        self._pending.append(orjson.dumps(line, default=str) + b"\n")
+        for key, value in fields.items():
+            if type(value) is str:
+                if len(value) > MAX_STRING:
+                    fields[key] = bounded(value)
+            elif isinstance(value, dict | list | tuple) and not _short(value):
+                fields[key] = bounded(value)
+        fields["time"] = self._iso_now()
+        self._pending.append(orjson.dumps(fields, default=str) + b"\n")
         if len(self._pending) >= self.FLUSH_LINES:
             self.flush()
         elif self._timer is None:
@@ -102,6 +107,15 @@ class AnalyticsLog:
             self._second = second
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._second_text}.{int((now - second) * 1000):03d}Z"
+
+
+def _short(value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
+    """True if no string in `value` can be over MAX_STRING: its whole JSON is not (one call to
+    orjson instead of a Python call per item; a usage object or an attempt list nearly always is)."""
+    try:
+        return len(orjson.dumps(value)) <= MAX_STRING
+    except TypeError:
+        return False
 
 
 def bounded(value: Any) -> Any:

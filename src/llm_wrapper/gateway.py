@@ -66,6 +66,12 @@ ATTEMPTS_HEADER = "x-llm-wrapper-attempts"
 PROVIDER_HEADER = "x-llm-wrapper-provider"
 CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
 
+_requests = metrics.children(metrics.REQUESTS)
+_latency = metrics.children(metrics.LATENCY)
+_ttfb = metrics.children(metrics.TTFB)
+_upstream_errors = metrics.children(metrics.UPSTREAM_ERRORS)
+_upstream_attempts = metrics.children(metrics.UPSTREAM_ATTEMPTS)
+
 
 class Answerer(Protocol):
     """Serves some models in the gateway itself, before (or instead of) a provider."""
@@ -414,12 +420,12 @@ class Gateway:
                            cost=cost, priced=priced)
         provider = entry["provider"] or "none"
         # Only configured model names become labels (and usage rows): a client's typo must not grow them.
-        metrics.REQUESTS.labels(model, provider, str(status)).inc()
-        metrics.LATENCY.labels(provider).observe(now - started)
+        _requests(model, provider, str(status)).inc()
+        _latency(provider).observe(now - started)
         if first is not None:
-            metrics.TTFB.labels(provider).observe(first - started)
+            _ttfb(provider).observe(first - started)
         if status >= 400 and entry["provider"] not in (None, "local"):
-            metrics.UPSTREAM_ERRORS.labels(provider, metrics.error_kind(status)).inc()
+            _upstream_errors(provider, metrics.error_kind(status)).inc()
 
 
 def parse_chat_body(raw: bytes) -> dict[str, Any]:
@@ -470,7 +476,7 @@ def _attempted(entry: dict[str, Any], deployment: Deployment, status: int, sent:
         deployment.fails = 0
         deployment.ok.inc()
     else:
-        metrics.UPSTREAM_ATTEMPTS.labels(deployment.key, metrics.attempt_outcome(status)).inc()
+        _upstream_attempts(deployment.key, metrics.attempt_outcome(status)).inc()
 
 
 def new_request_id() -> str:

@@ -11,6 +11,8 @@ them on their own listener instead.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,6 +23,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -67,6 +71,20 @@ CONNECTIONS_CUT = Counter(
 ACTIVE_MONITORS = Gauge(  # counted by each process's monitor loop (at least every 30 s), not per scrape
     "llm_wrapper_active_monitors", "Active monitors in the store", multiprocess_mode="livemostrecent"
 )
+
+
+def children(metric: M) -> Callable[..., M]:
+    """`metric.labels`, remembering each child: the hot path's label values come from a small
+    fixed set (configured names, statuses), and `labels()` checks and locks on every call."""
+    known: dict[tuple[str, ...], M] = {}
+
+    def child(*values: str) -> M:
+        found = known.get(values)
+        if found is None:
+            found = known[values] = metric.labels(*values)
+        return found
+
+    return child
 
 
 def attempt_outcome(status: int) -> str:

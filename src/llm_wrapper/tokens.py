@@ -34,6 +34,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from .errors import AuthenticationFailed, BudgetExceeded, RateLimited
+
 if TYPE_CHECKING:
     from .store.base import Store
 
@@ -344,8 +346,6 @@ def ratelimit_headers(grant: Grant | TokenRecord, now: datetime) -> dict[str, st
 
 def bearer_token(header: str | None) -> str:
     """The token from an `Authorization: Bearer …` header; raises AuthenticationFailed."""
-    from .errors import AuthenticationFailed
-
     if not header:
         raise AuthenticationFailed("Missing bearer token: send 'Authorization: Bearer <token>'.")
     scheme, _, value = header.partition(" ")
@@ -357,8 +357,6 @@ def bearer_token(header: str | None) -> str:
 
 async def identify(store: Store, token: str, now: datetime) -> TokenRecord:
     """The token's record for routes that authenticate without counting a request; raises 401."""
-    from .errors import AuthenticationFailed
-
     record = await store.get_token(hash_token(token))
     if record is None:
         raise AuthenticationFailed("Invalid token.")
@@ -369,8 +367,6 @@ async def identify(store: Store, token: str, now: datetime) -> TokenRecord:
 
 async def admit(store: Store, token: str, now: datetime) -> Grant:
     """Authorise and count one request, or raise why not (401 or 429 with Retry-After)."""
-    from .errors import AuthenticationFailed, BudgetExceeded, RateLimited
-
     token_hash = hash_token(token)
     grant = await store.authorize(token_hash, now)
     if grant is not None:
