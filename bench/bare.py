@@ -12,6 +12,7 @@ the same run, so a slower or faster machine moves both.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -80,11 +81,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bare")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
+    parser.add_argument(
+        "--server", choices=("uvicorn", "granian"), default="uvicorn",
+        help="the ASGI server (the reference is uvicorn, as `llm-wrapper serve` uses; granian to compare)",
+    )
     args = parser.parse_args()
+    if args.server == "granian":
+        from granian.constants import Interfaces, Loops
+        from granian.server import Server
+
+        os.environ["BENCH_BARE_UPSTREAM"] = args.upstream
+        Server(
+            "bench.bare:from_environment", address="127.0.0.1", port=args.port, interface=Interfaces.ASGI,
+            factory=True, loop=Loops.uvloop, log_access=False,
+        ).serve()
+        return
     # The same server settings as `llm-wrapper serve`: uvloop and httptools when installed.
     uvicorn.run(
         create_app(args.upstream), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
     )
+
+
+def from_environment() -> FastAPI:
+    """The app for a server that imports it by name (granian), upstream from the environment."""
+    return create_app(os.environ["BENCH_BARE_UPSTREAM"])
 
 
 if __name__ == "__main__":
