@@ -274,8 +274,8 @@ class Provider:
             connector=connector,
             timeout=timeout,
             headers={**self.auth_headers(), "Content-Type": "application/json"},
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent",),
+            auto_decompress=True,  # only when a provider compresses unasked: none is asked (below)
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
 
     async def close(self) -> None:
