@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .load import Run, lua_single, lua_soak, wrk
 from .processes import (
@@ -28,6 +29,8 @@ from .pyspy import summarise_profile
 from .upstream import (
     CHUNKS,
     EMBED_MODEL,
+    ERROR_MODEL,
+    FAILOVER_MODEL,
     JSON_MODEL,
     NGINX_CONF,
     SSE_MODEL,
@@ -123,6 +126,20 @@ class Bench:
                     "base_url": f"http://127.0.0.1:{free_port()}/v1", "priority": 0,
                 }
                 config[key]["priority"] = 1
+        # The soak's failovers and errors (bench/load.py lua_soak): a model whose first deployment
+        # refuses connections, and one whose only provider answers 503. Short cooldowns, so the
+        # dead deployment is tried (and failed over from) again and again through the soak.
+        config["bench_json"]["supported_models"].append(FAILOVER_MODEL)
+        config["bench_json"].setdefault("priority", 1)
+        config["bench_dead"] = {
+            **config["bench_json"], "name": "Bench down", "priority": 0,
+            "base_url": f"http://127.0.0.1:{free_port()}/v1", "supported_models": [FAILOVER_MODEL],
+        }
+        config["bench_down"] = {
+            **config["bench_json"], "name": "Bench 503", "base_url": f"{upstream}/down/v1",
+            "supported_models": [ERROR_MODEL],
+        }
+        config["routing"] = {"cooldown_seconds": 1, "allowed_fails": 3}
         (folder / "config.json").write_text(json.dumps(config, indent=2))
         env = {
             **os.environ,
@@ -308,7 +325,7 @@ class Bench:
             shutil.copy(raw, out.with_name(f"{out.stem}-{mode}{out.suffix}"))
         return {"mode": mode, "run": run, **summarise_profile(raw.read_text())}
 
-    def soak(self) -> dict[str, float]:
+    def soak(self) -> dict[str, Any]:
         assert self.gateway
         worker = worker_pid(self.gateway.pid)
         warm, total = self.args.soak_warmup, self.args.soak_requests
@@ -324,7 +341,12 @@ class Bench:
         soaked = wrk(soak_script, url, 32, limits, self.load_cpu, soak_marker)
         elapsed = time.monotonic() - started
         after = rss_kib(worker)
+        statuses = json.loads(soak_marker.read_text() or "{}") if soak_marker.exists() else {}
+        expected = {"200", "404", "503"}  # answers, the unknown model, the provider that is down
         return {
+            "statuses": statuses,
+            "unexpected": sum(n for code, n in statuses.items() if code not in expected)
+            + soaked["socket_errors"],
             "warmup_requests": warmed["requests"],
             "requests": soaked["requests"],
             "seconds": elapsed,

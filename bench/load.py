@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .processes import DETACHED, pinned
-from .upstream import JSON_MODEL, SSE_MODEL, request_body
+from .upstream import ERROR_MODEL, FAILOVER_MODEL, JSON_MODEL, SSE_MODEL, request_body
 
 # wrk's `done` hook prints the exact figures (microseconds) as one JSON line.
 LUA_DONE = r"""
@@ -35,25 +35,38 @@ def lua_single(body: str, token: str) -> str:
 
 
 def lua_soak(token: str, limit: int, marker: Path) -> str:
-    """JSON and stream requests alternating; after `limit` responses, stop and touch `marker`."""
+    """JSON, streams, failovers and errors in turn; after `limit` responses, stop and touch `marker`.
+
+    Of every eight requests: three JSON, two streams, one that fails over (its model's first
+    deployment refuses connections), one a provider answers 503 (retried, then the error, given
+    back), and one for an unknown model (404).
+    """
+    bodies = [
+        request_body(JSON_MODEL, False), request_body(SSE_MODEL, True), request_body(FAILOVER_MODEL, False),
+        request_body(JSON_MODEL, False), request_body(ERROR_MODEL, False), request_body(SSE_MODEL, True),
+        request_body(JSON_MODEL, False), request_body("no-such-model", False),
+    ]
+    formatted = ",\n          ".join(f"wrk.format(\"POST\", nil, h, [[{body}]])" for body in bodies)
     return (
         f"""
 local reqs, n, limit = nil, 0, {limit}
 init = function(args)
   local h = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {token}"}}
-  reqs = {{wrk.format("POST", nil, h, [[{request_body(JSON_MODEL, False)}]]),
-          wrk.format("POST", nil, h, [[{request_body(SSE_MODEL, True)}]])}}
+  reqs = {{{formatted}}}
 end
 request = function()
   n = n + 1
-  return reqs[n % 2 + 1]
+  return reqs[n % {len(bodies)} + 1]
 end
-local seen = 0
+local seen, statuses = 0, {{}}
 response = function(status, headers, body)
   seen = seen + 1
+  statuses[status] = (statuses[status] or 0) + 1
   if seen == limit then
+    local parts = {{}}
+    for code, count in pairs(statuses) do parts[#parts + 1] = string.format('"%d":%d', code, count) end
     local f = io.open("{marker}", "w")
-    if f then f:close() end
+    if f then f:write("{{" .. table.concat(parts, ",") .. "}}"); f:close() end
     wrk.thread:stop()
   end
 end

@@ -31,12 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--connections", default="1,32", help="comma-separated connection counts (default 1,32)"
     )
-    p.add_argument("--soak-requests", type=int, default=100_000, help="requests in the memory soak")
+    p.add_argument("--soak-requests", type=int, default=200_000, help="requests in the memory soak")
     p.add_argument(
         "--soak-warmup", type=int, default=10_000, help="requests before the first RSS reading"
     )
     p.add_argument(
-        "--soak-max-seconds", type=float, default=300, help="upper bound on each soak phase"
+        "--soak-max-seconds", type=float, default=600, help="upper bound on each soak phase"
     )
     p.add_argument("--no-soak", action="store_true", help="skip the memory soak")
     p.add_argument(

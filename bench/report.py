@@ -9,6 +9,7 @@ import subprocess
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from .load import Run
 
@@ -72,7 +73,7 @@ def find(runs: list[Run], mode: str, target: str, connections: int) -> Run | Non
 
 
 def verdicts(
-    runs: list[Run], soak: dict[str, float] | None, database: str = "sqlite"
+    runs: list[Run], soak: dict[str, Any] | None, database: str = "sqlite"
 ) -> list[tuple[str, str, str, bool | None]]:
     out: list[tuple[str, str, str, bool | None]] = []
     limit = BARE_RATIO[database]
@@ -142,7 +143,8 @@ def verdicts(
                 f"RSS change over {soak['requests']:,} requests",
                 f"within {TARGETS['rss_pct']:.0f}%",
                 f"{soak['rss_pct']:+.1f}%",
-                abs(soak["rss_pct"]) <= TARGETS["rss_pct"] and soak["requests"] >= 100_000,
+                abs(soak["rss_pct"]) <= TARGETS["rss_pct"] and soak["requests"] >= 200_000
+                and not soak["unexpected"],
             )
         )
     return out
@@ -213,7 +215,7 @@ def report(
     args: argparse.Namespace,
     info: dict[str, str],
     runs: list[Run],
-    soak: dict[str, float] | None,
+    soak: dict[str, Any] | None,
     command: str,
     profiles: list[dict[str, object]],
 ) -> str:
@@ -255,8 +257,10 @@ def report(
             "### Memory soak",
             "",
             (
-                f"{soak['requests']:,} requests (JSON and 20-chunk streams alternating, "
-                f"32 connections, {soak['seconds']:.0f} s, {soak['errors']} errors) after a "
+                f"{soak['requests']:,} requests (of every eight: three JSON, two 20-chunk streams, "
+                "one failover from a deployment that refuses connections, one a provider answers 503, "
+                f"one for an unknown model; 32 connections, {soak['seconds']:.0f} s; answers by status "
+                f"{_statuses(soak)}, {soak['unexpected']} unexpected) after a "
                 f"warm-up of {soak['warmup_requests']:,}: worker RSS "
                 f"{soak['rss_before_kib'] / 1024:.1f} MiB after the warm-up, "
                 f"{soak['rss_after_kib'] / 1024:.1f} MiB after the soak ({soak['rss_pct']:+.1f}%)."
@@ -320,3 +324,8 @@ The section between the markers below is rewritten by each full run (default opt
 `--profile` allowed); the rest of this file is kept.
 
 """
+
+
+def _statuses(soak: dict[str, Any]) -> str:
+    statuses = soak.get("statuses") or {}
+    return ", ".join(f"{code}: {statuses[code]:,}" for code in sorted(statuses)) or "not recorded"

@@ -14,6 +14,8 @@ CHUNKS = 20
 JSON_MODEL = "bench-json"
 SSE_MODEL = "bench-sse"
 EMBED_MODEL = "bench-embed"
+FAILOVER_MODEL = "bench-failover"  # a first deployment that refuses connections, then the JSON one
+ERROR_MODEL = "bench-error"  # a provider that answers 503 to everything: retried, then the error
 EMBED_DIMENSIONS = 256
 
 
@@ -120,6 +122,10 @@ http {{
             default_type text/event-stream;
             add_header Cache-Control no-cache;
             return 200 '{sse}';
+        }}
+        location = /down/v1/chat/completions {{
+            default_type application/json;
+            return 503 '{{"error":{{"message":"overloaded","type":"server_error"}}}}';
         }}
         location / {{ return 404; }}
     }}
