@@ -276,7 +276,7 @@ class Bench:
         )
 
     def profile(self, mode: str, seconds: float) -> dict[str, object]:
-        """A py-spy record of the gateway during one run (JSON or SSE) at 32 connections."""
+        """A py-spy record of the gateway during one run (JSON or SSE) at `--profile-connections`."""
         assert self.gateway
         py_spy = BIN / "py-spy"
         if not py_spy.exists():
@@ -310,7 +310,7 @@ class Bench:
         )
         try:
             time.sleep(0.5)
-            run = self.measure(mode, "gateway", 32, seconds)
+            run = self.measure(mode, "gateway", self.args.profile_connections, seconds)
             spy.wait(seconds + 30)
         finally:
             if spy.poll() is None:

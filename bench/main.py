@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile", action="store_true", help="also profile a JSON and an SSE run with py-spy"
     )
     p.add_argument(
+        "--profile-connections", type=int, default=32, help="connections during the profiled runs (default 32)"
+    )
+    p.add_argument(
         "--profile-out",
         type=Path,
         help="keep py-spy's raw stacks here (-json, -sse added to the name)",

@@ -271,7 +271,7 @@ def report(
         assert isinstance(run, Run)
         lines += [
             "",
-            f"### Profile (py-spy, {str(profile['mode']).upper()}, 32 connections)",
+            f"### Profile (py-spy, {str(profile['mode']).upper()}, {run.connections} connections)",
             "",
             (
                 f"{profile['samples']} samples at {run.rps:,.0f} req/s (the sampler itself costs "
