@@ -37,6 +37,16 @@ class _Session:
         return _changed(await self.conn.execute(query.postgres, *[params[n] for n in query.names], timeout=self.timeout))
 
 
+async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
+    """The pool's reset of a connection it takes back, after rolling back any open transaction.
+
+    asyncpg's default also runs `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL;`: a second round trip for every statement. This store leaves nothing of that
+    behind (no SET, cursor, LISTEN or session-level advisory lock; its locks are `_xact_`
+    ones, which end with their transaction), so there is nothing to undo.
+    """
+
+
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
@@ -60,25 +70,28 @@ class PostgresDatabase(Database):
                         max_size=self.max_size,
                         timeout=self.timeout,
                         command_timeout=self.timeout,
+                        reset=_nothing_to_reset,
                     )
         return self._pool
 
     async def _on_connection(self, call: Callable[[Any], Awaitable[T]]) -> T:
         try:
             pool = self._pool or await self.pool()
-            async with pool.acquire(timeout=self.timeout) as conn:
+            # One deadline for taking a connection and the statement: asyncpg's own acquire timeout
+            # wraps the wait in a task of its own (`wait_for`), a cost on every statement.
+            async with asyncio.timeout(self.timeout), pool.acquire() as conn:
                 return await call(conn)
         except DATABASE_ERRORS as exc:
             raise unavailable(exc) from exc
 
     async def rows(self, query: Query, params: Params = NO_PARAMS) -> list[Row]:
         args = [params[n] for n in query.names]
-        return await self._on_connection(lambda conn: conn.fetch(query.postgres, *args, timeout=self.timeout))
+        return await self._on_connection(lambda conn: conn.fetch(query.postgres, *args))
 
     async def run(self, query: Query, params: Params = NO_PARAMS) -> int:
         args = [params[n] for n in query.names]
         return _changed(
-            await self._on_connection(lambda conn: conn.execute(query.postgres, *args, timeout=self.timeout))
+            await self._on_connection(lambda conn: conn.execute(query.postgres, *args))
         )
 
     async def transact(
