@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from . import metrics
+from .admissions import Admissions
 from .errors import GatewayError, RateLimited
 from .store import Store
 from .tokens import (
@@ -32,12 +33,13 @@ class Authorizer:
     def __init__(self, store: Store, clock: Callable[[], datetime] = utc_now) -> None:
         self.store = store
         self.clock = clock
+        self._admissions = Admissions(store)
 
     async def admit(self, token: str) -> Grant:
         """Authorise and count one request with this token (from `bearer_token`), in one
         statement; raises 401 or 429."""
         try:
-            return await admit(self.store, token, self.clock())
+            return await admit(self.store, token, self.clock(), self._admissions.authorize)
         except RateLimited:
             metrics.RATE_LIMITED.inc()
             raise

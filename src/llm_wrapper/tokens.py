@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -365,10 +366,15 @@ async def identify(store: Store, token: str, now: datetime) -> TokenRecord:
     return record
 
 
-async def admit(store: Store, token: str, now: datetime) -> Grant:
-    """Authorise and count one request, or raise why not (401 or 429 with Retry-After)."""
+async def admit(
+    store: Store, token: str, now: datetime,
+    authorize: Callable[[str, datetime], Awaitable[Grant | None]] | None = None,
+) -> Grant:
+    """Authorise and count one request, or raise why not (401 or 429 with Retry-After).
+
+    `authorize` counts it (`store.authorize` unless given: the gateway's `Admissions`)."""
     token_hash = hash_token(token)
-    grant = await store.authorize(token_hash, now)
+    grant = await (authorize or store.authorize)(token_hash, now)
     if grant is not None:
         return grant
     record = await store.get_token(token_hash)  # refusals only: find out which refusal

@@ -45,7 +45,7 @@ UPDATE tokens SET
 WHERE token_hash = :hash
 """, period=PERIOD)
 
-# Check and count in one statement. Concurrent updates of a row queue on its lock
+# Check and count `:n` requests (all or none: admissions.py) in one statement. Concurrent updates of a row queue on its lock
 # and each re-checks the WHERE clause against the row as the previous one left it
 # (PostgreSQL, READ COMMITTED; SQLite has one writer at a time), so the limit holds.
 # `last_request_date >= :today` rather than `=`: an instance whose clock lags a few
@@ -56,12 +56,12 @@ WHERE token_hash = :hash
 # order when it is a time (`datetime(expiry) = expiry`: '999-06-01 …' sorts after 2030).
 AUTHORIZE = sql("""
 UPDATE tokens SET
-    request_count = CASE WHEN last_request_date >= :today THEN request_count + 1 ELSE 1 END,
+    request_count = CASE WHEN last_request_date >= :today THEN request_count + :n ELSE :n END,
     last_request_date = CASE WHEN last_request_date >= :today THEN last_request_date ELSE :today END,
-    lifetime_requests = lifetime_requests + 1
+    lifetime_requests = lifetime_requests + :n
 WHERE token_hash = :hash
   AND (expiry IS NULL OR (expiry > :now AND expiry <= :read_max{a_time}))
-  AND (CASE WHEN last_request_date >= :today THEN request_count ELSE 0 END) < rate_limit
+  AND (CASE WHEN last_request_date >= :today THEN request_count ELSE 0 END) + :n <= rate_limit
   AND (budget_usd IS NULL OR spent_period IS NULL OR spent_period <> {period} OR spent_usd < budget_usd)
 RETURNING username, rate_limit, request_count, lifetime_requests, expiry, last_request_date, models
 """, a_time={"sqlite": " AND datetime(expiry) = expiry", "postgresql": ""}, period=PERIOD)
@@ -100,17 +100,18 @@ class TokenStore:
         self._read_max = db.seconds(READ_MAX)
         self._bounds = {"floor": db.seconds(EXPIRY_MIN), "read_max": self._read_max}
 
-    async def authorize(self, token_hash: str, now: datetime) -> Grant | None:
-        """Admit and count one request in one atomic statement.
+    async def authorize(self, token_hash: str, now: datetime, n: int = 1) -> Grant | None:
+        """Admit and count `n` requests (all of them or none) in one atomic statement.
 
-        Returns the grant, or None when the token is unknown, expired or out of
-        requests for today (then nothing was counted; `get_token` says which).
+        Returns the grant of the last of them, or None when the token is unknown, expired,
+        over its budget or without `n` requests left today (then nothing was counted;
+        `get_token` says which).
         """
         db = self.db
         today = now.astimezone(UTC).date()
         rows = await db.rows(AUTHORIZE, {
             "hash": token_hash, "today": db.day(today), "month": db.day(today.replace(day=1)),
-            "now": db.seconds(now), "read_max": self._read_max,
+            "now": db.seconds(now), "read_max": self._read_max, "n": n,
         })
         if not rows:
             return None
