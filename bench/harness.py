@@ -56,6 +56,8 @@ class Bench:
     nginx: subprocess.Popen[bytes] | None = None
     gateway: subprocess.Popen[bytes] | None = None
     bare: subprocess.Popen[bytes] | None = None
+    single: subprocess.Popen[bytes] | None = None  # with --workers N > 1: a one-worker gateway too
+    single_port: int = 0
     database_url: str = ""
     token: str = ""
     scripts: dict[str, Path] = field(default_factory=dict)
@@ -173,27 +175,24 @@ class Bench:
         if added.returncode != 0:
             raise SystemExit(f"llm-wrapper tokens add failed:\n{added.stderr}")
         self.token = json.loads(added.stdout)["token"]
-        log = folder / "server.log"
-        self.gateway = self.procs.start(
-            "gateway",
-            pinned(
-                self.server_cpus,
-                [
-                    str(BIN / "llm-wrapper"),
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.gateway_port),
-                    "--workers",
-                    str(self.args.workers),
-                ],
-            ),
-            log,
-            env=env,
-            cwd=folder,
+        self.gateway = self._serve("gateway", folder, env, self.gateway_port, self.args.workers, self.server_cpus)
+        if self.args.workers > 1:
+            # The one-worker gateway on one CPU, beside it, for the scaling ratio (same store and token).
+            self.single_port = free_port()
+            self.single = self._serve(
+                "gateway1", folder, env, self.single_port, 1, str(self.args.gateway_cpu) if self.args.pin else None
+            )
+
+    def _serve(
+        self, name: str, folder: Path, env: dict[str, str], port: int, workers: int, cpus: str | None
+    ) -> subprocess.Popen[bytes]:
+        log = folder / f"{name}.log"
+        command = [str(BIN / "llm-wrapper"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        process = self.procs.start(
+            name, pinned(cpus, [*command, "--workers", str(workers)]), log, env=env, cwd=folder
         )
-        wait_http(f"http://127.0.0.1:{self.gateway_port}/healthz", self.gateway, log)
+        wait_http(f"http://127.0.0.1:{port}/healthz", process, log)
+        return process
 
     def start_bare(self) -> None:
         """The reference proxy (bench/bare.py), pinned where the gateway is."""
@@ -229,7 +228,7 @@ class Bench:
         endpoint = "embeddings" if mode == "embed" else "chat/completions"
         if target == "direct":
             return f"http://127.0.0.1:{self.nginx_port}/{'json' if mode == 'embed' else mode}/v1/{endpoint}"
-        port = self.bare_port if target == "bare" else self.gateway_port
+        port = {"bare": self.bare_port, "gateway1": self.single_port}.get(target, self.gateway_port)
         return f"http://127.0.0.1:{port}/v1/{endpoint}"
 
     def check_answers(self) -> None:
@@ -252,7 +251,7 @@ class Bench:
 
     def measure(self, mode: str, target: str, connections: int, seconds: float) -> Run:
         assert self.nginx and self.gateway and self.bare
-        server = self.bare if target == "bare" else self.gateway
+        server = {"bare": self.bare, "gateway1": self.single}.get(target) or self.gateway
         gw_before, ng_before = cpu_seconds(server.pid), cpu_seconds(self.nginx.pid)
         result = wrk(
             self.scripts[mode], self.url(mode, target), connections, seconds, self.load_cpu

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[Run] = []
         for mode in args.mode_list:
             for conns in args.conns:
-                for target in ("direct", "bare", "gateway"):
+                targets = ("direct", "bare", "gateway", *(("gateway1",) if args.workers > 1 and conns > 1 else ()))
+                for target in targets:
                     run = bench.measure(mode, target, conns, args.duration)
                     runs.append(run)
                     cpu = "" if run.gateway_cpu_ms is None else f"  cpu {run.gateway_cpu_ms:.3f} ms"

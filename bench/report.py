@@ -23,6 +23,7 @@ TARGETS = {
     "added_p50_ms": 0.5,
     "added_p99_ms": 2.0,
     "rss_pct": 10.0,
+    "workers_scaling": 1.8,  # --workers 2 on two CPUs over one worker on one
 }
 # The gateway's CPU per request as a multiple of the bare proxy's, same run (bench/bare.py).
 BARE_RATIO = {"sqlite": 1.15, "postgresql": 1.3}
@@ -123,6 +124,17 @@ def verdicts(
                 embed.gateway_cpu_ms <= chat.gateway_cpu_ms,
             )
         )
+    for mode in ("json", "sse"):
+        many, one = find(runs, mode, "gateway", 32), find(runs, mode, "gateway1", 32)
+        if many and one and one.rps:
+            out.append(
+                (
+                    f"{mode.upper()} req/s, all workers over one worker on one CPU, 32 connections",
+                    f"≥ {TARGETS['workers_scaling']}×",
+                    f"{many.rps / one.rps:.2f}× ({many.rps:,.0f} / {one.rps:,.0f})",
+                    many.rps / one.rps >= TARGETS["workers_scaling"],
+                )
+            )
     for mode in ("json", "sse"):
         g, d = find(runs, mode, "gateway", 1), find(runs, mode, "direct", 1)
         if g and d:
@@ -250,6 +262,11 @@ def report(
         'over the run, divided by the requests wrk completed; "gateway core busy" is req/s × '
         "CPU per request, the share of its one core the gateway used (well under 100% at 32 "
         "connections means it was starved by other work on that core, or waiting)."
+        + (
+            ' With several workers, "gateway1" is a second gateway with one worker on one CPU, '
+            "measured in the same run, for the scaling ratio."
+            if args.workers > 1 else ""
+        )
     )
     if soak:
         lines += [
