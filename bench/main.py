@@ -15,7 +15,7 @@ from .harness import Bench
 from .load import Run, wrk
 from .postgres import Postgres
 from .processes import Processes
-from .report import machine, report, update_doc
+from .report import machine, report, update_doc, variant
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         body = report(args, info, runs, soak, command, profiles)
         print("\n" + body)
         # Quick looks print only, so they never replace the published figures by accident.
+        # A full run of a variant (PostgreSQL, several workers) writes its own section.
+        section = variant(args)
         full = (
-            not args.no_soak
+            (not args.no_soak or section != "")
             and args.duration >= 10
             and {1, 32} <= set(args.conns)
-            and args.database == "sqlite"
-            and args.workers == 1
             and not args.failover
             and args.mode_list == ["json", "sse"]
         )
@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\ndocs/benchmarks.md left as it is (only a full run or --doc PATH writes it)")
         else:
             args.doc = args.doc or ROOT / "docs" / "benchmarks.md"
-            update_doc(args.doc, body)
-            print(f"\nwrote {shown(args.doc)}")
+            update_doc(args.doc, body, section)
+            print(f"\nwrote {shown(args.doc)}" + (f" (section {section})" if section else ""))
         return 0
     finally:
         procs.stop_all()

@@ -313,11 +313,24 @@ def report(
     return "\n".join(lines)
 
 
-def update_doc(path: Path, body: str) -> None:
-    block = f"{BEGIN}\n{body}\n{END}"
-    if path.exists() and BEGIN in (text := path.read_text()) and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+def variant(args: argparse.Namespace) -> str:
+    """The name of a run's own section in the report: "" for the default (SQLite, one worker)."""
+    parts = [args.database] if args.database != "sqlite" else []
+    if args.workers > 1:
+        parts.append(f"workers-{args.workers}")
+    return ", ".join(parts)
+
+
+def update_doc(path: Path, body: str, section: str = "") -> None:
+    """Replace the section's block (between its markers) with `body`; a new section goes at the end."""
+    begin, end = (BEGIN, END) if not section else (f"<!-- bench:begin {section} -->", f"<!-- bench:end {section} -->")
+    block = f"{begin}\n{body}\n{end}"
+    text = path.read_text() if path.exists() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    elif section and text:
+        text = text.rstrip("\n") + f"\n\n## Run: {section}\n\n{block}\n"
     else:
         text = DOC_HEAD + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -332,7 +345,7 @@ nginx returns a fixed chat completion (with usage) or a fixed stream of 20
 starts everything on 127.0.0.1 in a temporary folder, and stops it all on exit.
 
 ```
-bench/run                      # the full run: 8 load runs of 10 s, then a 100,000-request soak
+bench/run                      # the full run: 8 load runs of 10 s, then a 200,000-request soak
 bench/run --duration 3 --no-soak   # a quick look (printed only; this file is left alone)
 bench/run --profile            # also py-spy profiles of a JSON and an SSE run (installs py-spy)
 ```
