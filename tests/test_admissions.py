@@ -115,3 +115,28 @@ async def test_a_waiter_that_leaves_does_not_stop_the_others(store: Store, n: in
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(results[0], asyncio.CancelledError)
     assert all(g is not None for g in results[1:])
+
+
+async def test_the_statements_of_several_tokens_run_side_by_side(store: Store) -> None:
+    hashes = [hash_token(await add(store, username=f"user{i}")) for i in range(4)]
+
+    class Slow:
+        """A store whose statements take a while, like a PostgreSQL round trip."""
+
+        def __init__(self) -> None:
+            self.running = self.most = 0
+
+        async def authorize(self, token_hash, now, n=1):  # type: ignore[no-untyped-def]
+            self.running += 1
+            self.most = max(self.most, self.running)
+            await asyncio.sleep(0.05)
+            self.running -= 1
+            return await store.authorize(token_hash, now, n)
+
+    slow = Slow()
+    admissions = Admissions(slow)  # type: ignore[arg-type]
+    grants = await asyncio.gather(*(admissions.authorize(h, NOW) for h in hashes for _ in range(2)))
+    assert slow.most == 4  # one statement per token, all four at once
+    assert sorted((g.username, g.requests_today) for g in grants if g) == sorted(
+        (f"user{i}", k) for i in range(4) for k in (1, 2)
+    )

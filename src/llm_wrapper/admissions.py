@@ -2,7 +2,7 @@
 
 Under load, many requests of the same token arrive in the same turn of the event
 loop. Each used to cost its own write (a SQLite commit, a PostgreSQL round trip);
-now they wait for the end of that turn and are counted together: one statement
+now they wait for the end of that turn and are counted together: one statement per token
 takes all `n` of them if `n` are left of the day's limit (`TokenStore.authorize`),
 and each gets its own grant, numbered in the order they came. If not all fit, or
 the token is refused, each is tried again on its own, exactly as before, so the
@@ -48,13 +48,10 @@ class Admissions:
 
     async def _admit(self, batch: dict[str, list[asyncio.Future[Grant | None]]], now: datetime) -> None:
         try:
-            for token_hash, answers in batch.items():
-                try:
-                    await self._admit_token(token_hash, answers, now)
-                except Exception as exc:  # the store's error is each waiter's, as it was alone
-                    for answer in answers:
-                        if not answer.done():
-                            answer.set_exception(exc)
+            if len(batch) == 1:
+                await self._admit_token(*next(iter(batch.items())), now)
+            else:  # several tokens: their statements run side by side (on PostgreSQL, each its round trip)
+                await asyncio.gather(*(self._admit_token(h, answers, now) for h, answers in batch.items()))
         finally:  # cancelled (shutting down): nobody may wait for ever
             for answers in batch.values():
                 for answer in answers:
@@ -62,6 +59,14 @@ class Admissions:
                         answer.cancel()
 
     async def _admit_token(self, token_hash: str, answers: list[asyncio.Future[Grant | None]], now: datetime) -> None:
+        try:
+            await self._count(token_hash, answers, now)
+        except Exception as exc:  # the store's error is each waiter's, as it would be alone
+            for answer in answers:
+                if not answer.done():
+                    answer.set_exception(exc)
+
+    async def _count(self, token_hash: str, answers: list[asyncio.Future[Grant | None]], now: datetime) -> None:
         n = len(answers)
         last = await self.store.authorize(token_hash, now, n) if n > 1 else None
         if last is None:  # alone, or not all of them fit (or none do): one at a time, in order
