@@ -136,16 +136,17 @@ def verdicts(
                 )
             )
     for mode in ("json", "sse"):
-        g, d = find(runs, mode, "gateway", 1), find(runs, mode, "direct", 1)
+        g, d, b = find(runs, mode, "gateway", 1), find(runs, mode, "direct", 1), find(runs, mode, "bare", 1)
         if g and d:
             for name, key in (("median", "p50"), ("p99", "p99")):
                 added = getattr(g, f"{key}_ms") - getattr(d, f"{key}_ms")
                 target = TARGETS[f"added_{key}_ms"]
+                bare = f" (bare proxy: {getattr(b, f'{key}_ms') - getattr(d, f'{key}_ms'):.3f} ms)" if b else ""
                 out.append(
                     (
                         f"added {name} latency, {mode.upper()}, 1 connection",
                         f"≤ {target} ms",
-                        f"{added:.3f} ms",
+                        f"{added:.3f} ms{bare}",
                         added <= target,
                     )
                 )
