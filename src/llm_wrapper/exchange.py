@@ -17,7 +17,7 @@ class Exchange:
     model: str
     stream: bool
     include_usage: bool = False
-    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    _id: str | None = None  # `id`, made when first asked for (most answers carry the provider's own)
     created: int = field(default_factory=lambda: int(time.time()))
     usage: dict[str, Any] | None = None
     prompt_chars: int = 0
@@ -28,6 +28,17 @@ class Exchange:
     headers: dict[str, str] = field(default_factory=dict)
     # The provider knows `model` by another name (`model_map`): the answer must show `model`.
     renamed: bool = False
+
+    @property
+    def id(self) -> str:
+        """The completion id the gateway gives an answer that has none of its own."""
+        if self._id is None:
+            self._id = f"chatcmpl-{uuid.uuid4().hex}"
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
 
     def again(self, model: str, renamed: bool) -> Exchange:
         """A fresh exchange for another attempt (maybe at another model): nothing the last one learnt."""
