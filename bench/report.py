@@ -150,6 +150,15 @@ def verdicts(
                         added <= target,
                     )
                 )
+                if b:  # for reading the figure above: what the features add over a proxy without them
+                    out.append(
+                        (
+                            f"… of which over the bare proxy ({name})",
+                            "(no target)",
+                            f"{getattr(g, f'{key}_ms') - getattr(b, f'{key}_ms'):+.3f} ms",
+                            None,
+                        )
+                    )
     if soak:
         out.append(
             (
@@ -253,7 +262,7 @@ def report(
         "|---|---|---|---|",
     ]
     for what, target, measured, ok in verdicts(runs, soak, args.database):
-        lines.append(f"| {what} | {target} | {measured} | {'yes' if ok else 'no'} |")
+        lines.append(f"| {what} | {target} | {measured} | {'–' if ok is None else 'yes' if ok else 'no'} |")
     lines += ["", "### Throughput, latency and CPU", "", table(runs), ""]
     lines.append(
         '"direct" is wrk straight to nginx; "bare" goes through a FastAPI + aiohttp proxy with no '
