@@ -87,8 +87,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.server == "granian":
-        from granian.constants import Interfaces, Loops
-        from granian.server import Server
+        try:
+            from granian.constants import Interfaces, Loops
+            from granian.server import Server
+        except ImportError:
+            raise SystemExit("granian is not installed (only this comparison uses it): .venv/bin/pip install granian") from None
 
         os.environ["BENCH_BARE_UPSTREAM"] = args.upstream
         Server(
