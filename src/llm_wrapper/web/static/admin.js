@@ -24,6 +24,15 @@
     const value = Number(n || 0);
     return value > 0 && value < 0.01 ? "<$0.01" : "$" + value.toFixed(2);
   }
+  /* A new row of `body` whose first cell is its row header. */
+  function headedRow(body, text) {
+    const row = body.insertRow();
+    const head = document.createElement("th");
+    head.scope = "row";
+    head.textContent = text;
+    row.appendChild(head);
+    return row;
+  }
   function cell(row, value, className) {
     const td = row.insertCell();
     td.textContent = value === null || value === undefined || value === "" ? "—" : String(value);
@@ -79,12 +88,8 @@
     const shown = tokens.filter(function (t) { return !wanted || t.username.toLowerCase().indexOf(wanted) !== -1; });
     body.replaceChildren();
     shown.forEach(function (t) {
-      const row = body.insertRow();
+      const row = headedRow(body, t.username);
       row.dataset.id = t.id;
-      const user = document.createElement("th");
-      user.scope = "row";
-      user.textContent = t.username;
-      row.appendChild(user);
       cell(row, t.id, "mono");
       const expires = cell(row, t.expiry ? L.when(t.expiry) : "never");
       if (t.expired) {
@@ -229,11 +234,7 @@
     const ranked = Object.keys(sums).sort(function (a, b) { return sums[b].requests - sums[a].requests || (a < b ? -1 : 1); }).slice(0, 10);
     body.replaceChildren();
     ranked.forEach(function (name) {
-      const row = body.insertRow();
-      const head = document.createElement("th");
-      head.scope = "row";
-      head.textContent = name;
-      row.appendChild(head);
+      const row = headedRow(body, name);
       cell(row, count(sums[name].requests), "num");
       cell(row, count(sums[name].tokens), "num");
       cell(row, usd(sums[name].cost), "num");
@@ -281,11 +282,7 @@
     const body = $("provider-rows");
     body.replaceChildren();
     (answer.data.data || []).forEach(function (p) {
-      const row = body.insertRow();
-      const head = document.createElement("th");
-      head.scope = "row";
-      head.textContent = p.provider;
-      row.appendChild(head);
+      const row = headedRow(body, p.provider);
       cell(row, p.model, "mono");
       cell(row, count(p.requests), "num");
       const errors = cell(row, count(p.errors) + (p.requests ? " (" + (100 * p.error_rate).toFixed(p.error_rate < 0.1 && p.error_rate > 0 ? 1 : 0) + "%)" : ""), "num");
@@ -319,11 +316,7 @@
     const body = $("monitor-rows");
     body.replaceChildren();
     active.forEach(function (m) {
-      const row = body.insertRow();
-      const head = document.createElement("th");
-      head.scope = "row";
-      head.textContent = m.username;
-      row.appendChild(head);
+      const row = headedRow(body, m.username);
       cell(row, m.query, "query");
       cell(row, L.cadence(m.cadence || m.frequency));
       const created = cell(row, age(m.created_at));
