@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
+import openai
 import pytest
 
 from llm_wrapper.admissions import Admissions
 from llm_wrapper.store import Store, StoreUnavailable
 from llm_wrapper.tokens import hash_token
 
+from .fixtures.inprocess import InProcessGateway
 from .fixtures.postgres import open_backend
 from .test_store import NOW, add
 
@@ -140,3 +142,37 @@ async def test_the_statements_of_several_tokens_run_side_by_side(store: Store) -
     assert sorted((g.username, g.requests_today) for g in grants if g) == sorted(
         (f"user{i}", k) for i in range(4) for k in (1, 2)
     )
+
+
+async def test_a_burst_through_the_openai_sdk_is_admitted_exactly_and_numbered(inproc: InProcessGateway) -> None:
+    """The official client, many requests at once on one event loop: they share statements, and the
+    limit and every answer's remaining count come out as they would one by one."""
+    token = await inproc.add_token("burst", rate_limit=7)
+    client = inproc.sdk(token)
+
+    async def one() -> int | str:
+        try:
+            raw = await client.chat.completions.with_raw_response.create(
+                model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+            )
+        except openai.RateLimitError as exc:
+            return f"429 {exc.response.headers['x-ratelimit-remaining-requests']}"
+        assert raw.parse().object == "chat.completion"
+        return int(raw.headers["x-ratelimit-remaining-requests"])
+
+    results = await asyncio.gather(*(one() for _ in range(12)))
+    assert sorted(r for r in results if isinstance(r, int)) == list(range(7))  # 6, 5, … 0: each once
+    assert [r for r in results if isinstance(r, str)] == ["429 0"] * 5
+    record = await inproc.services.store.get_token(hash_token(token))
+    assert record is not None and (record.request_count, record.lifetime_requests) == (7, 7)
+
+
+async def test_garbage_in_a_burst_is_refused_without_counting_the_others_twice(inproc: InProcessGateway) -> None:
+    token = await inproc.add_token("mixed", rate_limit=100)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    bodies = [b'{"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}', b"\xff\x00{", b"[1, 2]"] * 4
+    answers = await asyncio.gather(*(inproc.http.post("/v1/chat/completions", content=b, headers=headers) for b in bodies))
+    assert sorted(a.status_code for a in answers) == [200] * 4 + [400] * 8
+    assert all(set(a.json()["error"]) == {"message", "type", "param", "code"} for a in answers if a.status_code == 400)
+    record = await inproc.services.store.get_token(hash_token(token))
+    assert record is not None and record.request_count == 12  # a malformed body counts, once (README)

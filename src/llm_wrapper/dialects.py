@@ -32,16 +32,10 @@ import orjson
 from starlette.responses import Response
 
 from .errors import InvalidRequest
-from .exchange import Exchange
+from .exchange import Exchange, StreamTranslator
 from .providers import Call, Provider
 from .sse import EventStreamResponse
 from .translation import anthropic, responses
-
-
-class StreamTranslator(Protocol):
-    def feed(self, piece: bytes) -> bytes: ...
-
-    def end(self) -> bytes: ...
 
 
 class Dialect(Protocol):

@@ -13,10 +13,11 @@ from typing import Any
 
 import orjson
 
+from ..exchange import StreamTranslator
 from ..sse import EventSplitter
 
 
-class ChatStreamReader:
+class ChatStreamReader(StreamTranslator):
     def __init__(self) -> None:
         self._events = EventSplitter()
         self._started = False
